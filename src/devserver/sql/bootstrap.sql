@@ -1,0 +1,211 @@
+-- userdb: a Supabase-like bootstrap for plain PostgreSQL (15+) and PGlite.
+--
+-- Hosted Supabase (and `supabase start`) already provide everything below; this
+-- file recreates the parts userdb's migrations and the dev server rely on, so that
+-- supabase/migrations/*.sql run unchanged on a bare server:
+--
+--   * roles anon, authenticated (NOLOGIN NOINHERIT), service_role (NOLOGIN NOINHERIT
+--     BYPASSRLS) and authenticator (LOGIN NOINHERIT, member of the three), as created
+--     by supabase/postgres;
+--   * schema auth with auth.users (the columns GoTrue reads and writes) and the
+--     helpers auth.uid(), auth.role(), auth.email(), auth.jwt(), which read the JWT
+--     claims from the `request.jwt.claims` setting exactly as on Supabase (PostgREST
+--     >= 9 sets it per request; the legacy per-claim settings `request.jwt.claim.sub`
+--     etc. are honoured first, as Supabase's definitions do);
+--   * schema extensions (where Supabase installs extensions);
+--   * Supabase's default privileges on schema public;
+--   * the (empty) publication supabase_realtime.
+--
+-- It must be run by a superuser (PGlite's single user is one). It is idempotent:
+-- running it again changes nothing. It is not a migration and must not be run on a
+-- real Supabase project.
+--
+-- Acting as a user, the way PostgREST does:
+--   begin;
+--   set local role authenticated;
+--   select set_config('request.jwt.claims', '{"sub":"<uuid>","role":"authenticated"}', true);
+--   select public.userdb_init();
+--   commit;
+
+-- Roles ---------------------------------------------------------------------
+
+do $bootstrap$
+begin
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'anon') then
+    create role anon nologin noinherit;
+  end if;
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticated') then
+    create role authenticated nologin noinherit;
+  end if;
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role') then
+    create role service_role nologin noinherit bypassrls;
+  end if;
+  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticator') then
+    -- No password here: give it one (alter role authenticator password '...') before
+    -- letting a PostgREST-like server log in over the network.
+    create role authenticator login noinherit;
+  end if;
+end
+$bootstrap$;
+
+-- Keep the attributes right even when the roles existed before (e.g. created by hand).
+alter role anon nologin noinherit;
+alter role authenticated nologin noinherit;
+alter role service_role nologin noinherit bypassrls;
+alter role authenticator noinherit;
+
+do $bootstrap$
+declare
+  r text;
+begin
+  foreach r in array array['anon', 'authenticated', 'service_role'] loop
+    if not exists (
+      select 1
+      from pg_catalog.pg_auth_members m
+      where m.roleid = r::regrole and m.member = 'authenticator'::regrole
+    ) then
+      execute format('grant %I to authenticator', r);
+    end if;
+  end loop;
+end
+$bootstrap$;
+
+-- Schemas --------------------------------------------------------------------
+
+create schema if not exists auth;
+create schema if not exists extensions;
+
+grant usage on schema auth to anon, authenticated, service_role;
+grant usage on schema extensions to anon, authenticated, service_role;
+grant usage on schema public to anon, authenticated, service_role;
+
+-- Supabase's default privileges: what the project owner creates in public is granted
+-- to the API roles; row level security is what protects the rows.
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+
+-- auth.users -------------------------------------------------------------------
+
+-- The columns of GoTrue's auth.users (supabase/auth migrations), so that a minimal
+-- auth server can store users in the same shape.
+create table if not exists auth.users (
+  instance_id uuid,
+  id uuid not null primary key default gen_random_uuid(),
+  aud varchar(255),
+  role varchar(255),
+  email varchar(255),
+  encrypted_password varchar(255),
+  email_confirmed_at timestamptz,
+  invited_at timestamptz,
+  confirmation_token varchar(255),
+  confirmation_sent_at timestamptz,
+  recovery_token varchar(255),
+  recovery_sent_at timestamptz,
+  email_change_token_new varchar(255),
+  email_change varchar(255),
+  email_change_sent_at timestamptz,
+  last_sign_in_at timestamptz,
+  raw_app_meta_data jsonb,
+  raw_user_meta_data jsonb,
+  is_super_admin boolean,
+  created_at timestamptz,
+  updated_at timestamptz,
+  phone text unique default null,
+  phone_confirmed_at timestamptz,
+  phone_change text default '',
+  phone_change_token varchar(255) default '',
+  phone_change_sent_at timestamptz,
+  confirmed_at timestamptz generated always as (least(email_confirmed_at, phone_confirmed_at)) stored,
+  email_change_token_current varchar(255) default '',
+  email_change_confirm_status smallint default 0
+    check (email_change_confirm_status >= 0 and email_change_confirm_status <= 2),
+  banned_until timestamptz,
+  reauthentication_token varchar(255) default '',
+  reauthentication_sent_at timestamptz,
+  is_sso_user boolean not null default false,
+  deleted_at timestamptz,
+  is_anonymous boolean not null default false
+);
+
+create index if not exists users_instance_id_idx on auth.users (instance_id);
+create index if not exists users_is_anonymous_idx on auth.users (is_anonymous);
+create unique index if not exists users_email_partial_key on auth.users (email) where (is_sso_user = false);
+
+comment on table auth.users is 'Auth: stores user login data within a secure schema.';
+
+-- On Supabase only the auth server and the project owner touch auth.users.
+revoke all on table auth.users from public, anon, authenticated;
+grant all on table auth.users to service_role;
+
+-- JWT helpers -----------------------------------------------------------------
+-- Same definitions as Supabase's (supabase/auth migrations): the legacy per-claim
+-- setting wins when set, otherwise the claim is read from request.jwt.claims.
+
+create or replace function auth.uid()
+returns uuid
+language sql
+stable
+as $$
+  select
+    coalesce(
+      nullif(current_setting('request.jwt.claim.sub', true), ''),
+      (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+    )::uuid
+$$;
+
+comment on function auth.uid() is 'Deprecated. Use auth.jwt() -> ''sub'' instead.';
+
+create or replace function auth.role()
+returns text
+language sql
+stable
+as $$
+  select
+    coalesce(
+      nullif(current_setting('request.jwt.claim.role', true), ''),
+      (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
+    )::text
+$$;
+
+comment on function auth.role() is 'Deprecated. Use auth.jwt() -> ''role'' instead.';
+
+create or replace function auth.email()
+returns text
+language sql
+stable
+as $$
+  select
+    coalesce(
+      nullif(current_setting('request.jwt.claim.email', true), ''),
+      (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
+    )::text
+$$;
+
+comment on function auth.email() is 'Deprecated. Use auth.jwt() -> ''email'' instead.';
+
+create or replace function auth.jwt()
+returns jsonb
+language sql
+stable
+as $$
+  select
+    coalesce(
+      nullif(current_setting('request.jwt.claim', true), ''),
+      nullif(current_setting('request.jwt.claims', true), '')
+    )::jsonb
+$$;
+
+grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
+  to anon, authenticated, service_role;
+
+-- Realtime ------------------------------------------------------------------------
+-- Supabase creates this publication empty; migrations add their tables to it.
+
+do $bootstrap$
+begin
+  if not exists (select 1 from pg_catalog.pg_publication where pubname = 'supabase_realtime') then
+    create publication supabase_realtime;
+  end if;
+end
+$bootstrap$;
