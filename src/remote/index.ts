@@ -1,0 +1,16 @@
+/**
+ * The server side of userdb as seen by the sync engine. The only module that imports supabase-js.
+ */
+export { mapRpcError, type RpcFailure, toNetworkError } from './map-error.js';
+export type {
+  PatchBatch,
+  PatchResult,
+  Remote,
+  RemoteAuthEvent,
+  RemoteChange,
+  RemoteSnapshot,
+  RemoteSubscriptionHandlers,
+} from './remote.js';
+export { compactDocSchema } from './schemas.js';
+export { SupabaseRemote, type SupabaseRemoteOptions, toRemoteChange } from './supabase-remote.js';
+export { compareTokens, normalizeToken, sameToken, tokenFromMicros, tokenMicros } from './token.js';
