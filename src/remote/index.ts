@@ -11,6 +11,6 @@ export type {
   RemoteSnapshot,
   RemoteSubscriptionHandlers,
 } from './remote.js';
-export { compactDocSchema } from './schemas.js';
+export { parseRemoteDoc } from './schemas.js';
 export { SupabaseRemote, type SupabaseRemoteOptions, toRemoteChange } from './supabase-remote.js';
 export { compareTokens, normalizeToken, sameToken, tokenFromMicros, tokenMicros } from './token.js';

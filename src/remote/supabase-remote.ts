@@ -4,13 +4,7 @@
  * through supabase-js Auth. The only module of userdb that talks to supabase-js.
  */
 import type { SupabaseClient } from '@supabase/supabase-js';
-import {
-  AuthError,
-  ForbiddenError,
-  InvalidRemoteDocumentError,
-  NetworkError,
-  ServerError,
-} from '../errors.js';
+import { AuthError, ForbiddenError, NetworkError, ServerError } from '../errors.js';
 import { mapRpcError, toNetworkError } from './map-error.js';
 import type {
   PatchBatch,
@@ -22,7 +16,7 @@ import type {
   RemoteSubscriptionHandlers,
 } from './remote.js';
 import {
-  compactDocSchema,
+  parseRemoteDoc,
   patchResponseSchema,
   realtimePayloadSchema,
   snapshotResponseSchema,
@@ -47,19 +41,6 @@ function issuesText(error: { issues: { path: PropertyKey[]; message: string }[] 
     .slice(0, 3)
     .map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
     .join('; ');
-}
-
-function parseDoc(db: unknown, where: string): RemoteSnapshot['doc'] {
-  const parsed = compactDocSchema.safeParse(db);
-  if (!parsed.success) {
-    throw new InvalidRemoteDocumentError(
-      `${where}: the server document is invalid: ${issuesText(parsed.error)}`,
-      {
-        cause: parsed.error,
-      },
-    );
-  }
-  return parsed.data;
 }
 
 /**
@@ -186,7 +167,7 @@ export class SupabaseRemote implements Remote {
   #snapshot(fn: string, data: unknown): RemoteSnapshot {
     const parsed = snapshotResponseSchema.safeParse(data);
     if (!parsed.success) throw new ServerError(`${fn}: unexpected answer: ${issuesText(parsed.error)}`);
-    return { doc: parseDoc(parsed.data.db, fn), updatedAt: parsed.data.updated_at };
+    return { doc: parseRemoteDoc(parsed.data.db, fn), updatedAt: parsed.data.updated_at };
   }
 }
 
@@ -212,6 +193,9 @@ export function toRemoteChange(payload: unknown): RemoteChange {
   const errors = parsed.data.errors;
   const hasErrors = errors !== null && errors !== undefined && (!Array.isArray(errors) || errors.length > 0);
   if (updatedAt === null || hasErrors || !('db' in record)) return { updatedAt, snapshot: null };
-  const doc = compactDocSchema.safeParse(record.db);
-  return { updatedAt, snapshot: doc.success ? { doc: doc.data, updatedAt } : null };
+  try {
+    return { updatedAt, snapshot: { doc: parseRemoteDoc(record.db, 'realtime'), updatedAt } };
+  } catch {
+    return { updatedAt, snapshot: null };
+  }
 }

@@ -4,12 +4,13 @@ import {
   BadPatchError,
   ConflictError,
   ForbiddenError,
+  InvalidRemoteDocumentError,
   NetworkError,
   PayloadTooLargeError,
   ServerError,
   UserDbError,
 } from '../../src/errors.js';
-import { compactDocSchema, mapRpcError, toNetworkError, toRemoteChange } from '../../src/remote/index.js';
+import { mapRpcError, parseRemoteDoc, toNetworkError, toRemoteChange } from '../../src/remote/index.js';
 
 const doc = {
   version: 1,
@@ -83,10 +84,10 @@ describe('mapRpcError', () => {
   });
 });
 
-describe('compactDocSchema', () => {
+describe('parseRemoteDoc', () => {
   it('accepts a valid document', () => {
-    expect(compactDocSchema.safeParse(doc).success).toBe(true);
-    expect(compactDocSchema.safeParse({ version: 1, tables: {} }).success).toBe(true);
+    expect(parseRemoteDoc(doc, 'test')).toEqual(doc);
+    expect(parseRemoteDoc({ version: 1, tables: {} }, 'test')).toEqual({ version: 1, tables: {} });
   });
 
   it.each([
@@ -132,7 +133,7 @@ describe('compactDocSchema', () => {
     ],
     ['no tables', { version: 1 }],
   ])('rejects %s', (_name, bad) => {
-    expect(compactDocSchema.safeParse(bad).success).toBe(false);
+    expect(() => parseRemoteDoc(bad, 'userdb_pull')).toThrow(InvalidRemoteDocumentError);
   });
 });
 
