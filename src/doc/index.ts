@@ -23,6 +23,7 @@ export {
   splitPointer,
   unescapePointer,
 } from './pointer.js';
+export { type RebaseConflict, type RebaseConflictKind, type RebaseResult, rebase } from './rebase.js';
 export * from './types.js';
 export {
   compactDocSchema,
