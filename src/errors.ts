@@ -240,3 +240,19 @@ export class InvalidRemoteDocumentError extends UserDbError {
     super('schema', message, options);
   }
 }
+
+/**
+ * The database was closed (by `db.close()`), so it can no longer read or write.
+ *
+ * @example
+ * ```ts
+ * await db.close();
+ * await db.table('projects').get('p_1'); // rejects with DatabaseClosedError
+ * ```
+ */
+export class DatabaseClosedError extends UserDbError {
+  override name = 'DatabaseClosedError';
+  constructor(message: string, options: UserDbErrorOptions = {}) {
+    super('closed', message, options);
+  }
+}
