@@ -1,0 +1,161 @@
+/**
+ * Fault injection for tests: everything is off until a test turns it on.
+ *
+ * @example
+ * ```ts
+ * server.faults.dropResponseAfterCommit(1);                   // the next rpc commits, its answer is lost
+ * server.faults.dropResponseAfterCommit((c) => c.fn === 'userdb_patch');
+ * server.faults.latency(200);                                  // every HTTP request waits 200 ms
+ * server.faults.offline(true);                                 // refuse HTTP and websockets
+ * server.faults.closeAllSockets();                             // cut every realtime connection
+ * server.faults.reset();
+ * ```
+ */
+
+/** An RPC as the fault predicates see it. */
+export interface RpcCall {
+  /** The function name (without schema). */
+  fn: string;
+  /** The named arguments as sent (query parameters for GET). */
+  args: Readonly<Record<string, unknown>>;
+  method: string;
+  /** The role the call ran as. */
+  role: string;
+  /** The JWT `sub`, if any. */
+  sub: string | undefined;
+}
+
+/** Decides, per committed RPC, whether its response is dropped. */
+export type RpcPredicate = (call: RpcCall) => boolean;
+
+/** The hooks {@link Faults} needs from the server. */
+export interface FaultHooks {
+  closeAllSockets(): void;
+}
+
+/** The fault switches of a running dev server. */
+export class Faults {
+  readonly #hooks: FaultHooks;
+  #dropCount = 0;
+  readonly #predicates = new Set<RpcPredicate>();
+  #latencyMs = 0;
+  #offline = false;
+  #dropped = 0;
+
+  /** @internal */
+  constructor(hooks: FaultHooks) {
+    this.#hooks = hooks;
+  }
+
+  /**
+   * Drops HTTP responses of RPCs whose transaction has committed: the connection is
+   * destroyed without an answer, so the client sees a network error although the
+   * change is in the database. A number drops that many next RPC responses; a
+   * predicate is asked for every committed RPC until the returned function (or
+   * {@link Faults.reset}) removes it.
+   *
+   * @example
+   * ```ts
+   * const stop = server.faults.dropResponseAfterCommit((call) => call.fn === 'userdb_patch');
+   * stop();
+   * ```
+   */
+  dropResponseAfterCommit(match: number | RpcPredicate = 1): () => void {
+    if (typeof match === 'number') {
+      this.#dropCount += Math.max(0, Math.floor(match));
+      return () => {
+        this.#dropCount = 0;
+      };
+    }
+    this.#predicates.add(match);
+    return () => {
+      this.#predicates.delete(match);
+    };
+  }
+
+  /**
+   * Delays every HTTP request by `ms` milliseconds before it is handled (0 turns it off).
+   *
+   * @example
+   * ```ts
+   * server.faults.latency(50);
+   * ```
+   */
+  latency(ms: number): void {
+    this.#latencyMs = Math.max(0, ms);
+  }
+
+  /**
+   * Offline: every HTTP request's connection is destroyed unanswered and websocket
+   * upgrades are refused; turning it on also closes the open realtime sockets.
+   *
+   * @example
+   * ```ts
+   * server.faults.offline(true);
+   * ```
+   */
+  offline(on = true): void {
+    this.#offline = on;
+    if (on) this.#hooks.closeAllSockets();
+  }
+
+  /**
+   * Closes every open realtime websocket (clients see an abnormal close and reconnect).
+   *
+   * @example
+   * ```ts
+   * server.faults.closeAllSockets();
+   * ```
+   */
+  closeAllSockets(): void {
+    this.#hooks.closeAllSockets();
+  }
+
+  /**
+   * Turns every fault off.
+   *
+   * @example
+   * ```ts
+   * afterEach(() => server.faults.reset());
+   * ```
+   */
+  reset(): void {
+    this.#dropCount = 0;
+    this.#predicates.clear();
+    this.#latencyMs = 0;
+    this.#offline = false;
+  }
+
+  /** How many RPC responses were dropped so far. */
+  get droppedResponses(): number {
+    return this.#dropped;
+  }
+
+  /** @internal Whether the server is refusing connections. */
+  get isOffline(): boolean {
+    return this.#offline;
+  }
+
+  /** @internal The current added latency. */
+  get latencyMs(): number {
+    return this.#latencyMs;
+  }
+
+  /** @internal Called after an RPC committed: whether to drop its response. */
+  shouldDrop(call: RpcCall): boolean {
+    let drop = false;
+    if (this.#dropCount > 0) {
+      this.#dropCount--;
+      drop = true;
+    } else {
+      for (const predicate of this.#predicates) {
+        if (predicate(call)) {
+          drop = true;
+          break;
+        }
+      }
+    }
+    if (drop) this.#dropped++;
+    return drop;
+  }
+}

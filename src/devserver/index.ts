@@ -1,0 +1,29 @@
+/**
+ * `userdb/devserver`: a local backend that speaks what `@supabase/supabase-js`
+ * speaks (PostgREST RPC, Realtime `postgres_changes`, GoTrue email/anonymous auth)
+ * over PGlite or PostgreSQL, without Docker. For tests, demos and offline work.
+ *
+ * @example
+ * ```ts
+ * import { startDevServer } from 'userdb/devserver';
+ * import { createClient } from '@supabase/supabase-js';
+ * import WebSocket from 'ws';
+ *
+ * const server = await startDevServer({ port: 0 });
+ * const supabase = createClient(server.url, server.anonKey, {
+ *   auth: { persistSession: false },
+ *   realtime: { transport: WebSocket },
+ * });
+ * ```
+ */
+export type { Database, Queryable, Row } from './database.js';
+export { openDatabase } from './database.js';
+export type { RpcCall, RpcPredicate } from './faults.js';
+export { Faults } from './faults.js';
+export type { JwtClaims, JwtVerification, SignJwtOptions } from './jwt.js';
+export { signJwt, verifyJwt } from './jwt.js';
+export type { PrepareOptions, PrepareResult } from './migrate.js';
+export { defaultMigrationsDir, prepareDatabase } from './migrate.js';
+export { statusForSqlState } from './postgrest.js';
+export type { DevServer, DevServerOptions } from './server.js';
+export { startDevServer } from './server.js';

@@ -1,0 +1,402 @@
+/**
+ * The PostgREST subset: `POST|GET|HEAD /rest/v1/rpc/:fn`, run the way PostgREST 12
+ * runs it (one transaction, `role` and `request.jwt.claims` set locally, named
+ * arguments taken from the JSON body through `json_to_record`), answered in
+ * PostgREST's shapes and with its status codes.
+ *
+ * @example
+ * ```ts
+ * await handleRpc(req, res, { db, jwtSecret, faults, maxBodyBytes }, 'userdb_get', new URL(req.url!, 'http://x'));
+ * ```
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Database, Queryable } from './database.js';
+import { isPostgresError } from './database.js';
+import type { Faults, RpcCall } from './faults.js';
+import { BodyTooLargeError, bearerToken, readBody, send, sendJson } from './http.js';
+import { type JwtClaims, verifyJwt } from './jwt.js';
+
+/** What the RPC handler needs from the server. */
+export interface RestContext {
+  db: Database;
+  jwtSecret: string;
+  faults: Faults;
+  maxBodyBytes: number;
+}
+
+/** A PostgREST error body. */
+export interface PostgrestErrorBody {
+  code: string;
+  message: string;
+  details: string | null;
+  hint: string | null;
+}
+
+/**
+ * PostgREST's mapping from SQLSTATE to HTTP status (docs: "HTTP Status Codes").
+ * `authenticated` decides 42501: 401 for the anonymous role, 403 otherwise.
+ *
+ * @example
+ * ```ts
+ * statusForSqlState('PT409', true); // 409
+ * ```
+ */
+export function statusForSqlState(code: string, authenticated: boolean): number {
+  if (code.startsWith('PT')) {
+    const status = Number(code.slice(2));
+    return Number.isInteger(status) && status >= 100 && status <= 599 ? status : 500;
+  }
+  switch (code) {
+    case '23503':
+    case '23505':
+      return 409;
+    case '25006':
+      return 405;
+    case '53400':
+      return 500;
+    case 'P0001':
+      return 400;
+    case '42883':
+    case '42P01':
+      return 404;
+    case '42P17':
+      return 500;
+    case '42501':
+      return authenticated ? 403 : 401;
+    case '57P01':
+      return 503;
+  }
+  const prefix = code.slice(0, 2);
+  switch (prefix) {
+    case '08':
+      return 503;
+    case '09':
+    case '25':
+    case '2D':
+    case '38':
+    case '39':
+    case '3B':
+    case '40':
+    case '54':
+    case '55':
+    case '57':
+    case '58':
+    case 'F0':
+    case 'HV':
+    case 'P0':
+    case 'XX':
+      return 500;
+    case '0L':
+    case '0P':
+    case '28':
+      return 403;
+    case '53':
+      return 503;
+  }
+  return 400;
+}
+
+function errorBody(code: string, message: string, details: string | null = null, hint: string | null = null) {
+  return { code, details, hint, message } satisfies PostgrestErrorBody;
+}
+
+/** Verifies the request's bearer token as PostgREST does; `undefined` claims mean anonymous. */
+function authenticate(
+  req: IncomingMessage,
+  jwtSecret: string,
+): { ok: true; claims: JwtClaims | undefined } | { ok: false; code: string; message: string } {
+  const token = bearerToken(req);
+  if (token === undefined) return { ok: true, claims: undefined };
+  const result = verifyJwt(token, jwtSecret);
+  if (result.ok) return { ok: true, claims: result.claims };
+  if (result.reason === 'expired') return { ok: false, code: 'PGRST303', message: 'JWT expired' };
+  return { ok: false, code: 'PGRST301', message: result.message };
+}
+
+interface FunctionArg {
+  name: string;
+  type: string;
+}
+
+interface FunctionInfo {
+  schema: string;
+  name: string;
+  args: FunctionArg[];
+  required: number;
+  retset: boolean;
+  returnsVoid: boolean;
+  volatility: string;
+}
+
+async function findFunctions(tx: Queryable, schema: string, name: string): Promise<FunctionInfo[]> {
+  const rows = await tx.query<{
+    nargs_required: number;
+    retset: boolean;
+    returns_void: boolean;
+    volatility: string;
+    args: string;
+  }>(
+    `select
+       (count_in - p.pronargdefaults)::int as nargs_required,
+       p.proretset as retset,
+       p.prorettype = 'pg_catalog.void'::pg_catalog.regtype as returns_void,
+       p.provolatile::text as volatility,
+       args::text as args
+     from pg_catalog.pg_proc p
+     join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+     cross join lateral (
+       select
+         coalesce(json_agg(json_build_object('name', coalesce(p.proargnames[a.i], ''), 'type', pg_catalog.format_type(a.t, null)) order by a.i), '[]'::json) as args,
+         count(*)::int as count_in
+       from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality as a(t, i)
+       where coalesce(p.proargmodes[a.i]::text, 'i') in ('i', 'b', 'v')
+     ) x
+     where n.nspname = $1 and p.proname = $2 and p.prokind = 'f'
+     order by p.oid`,
+    [schema, name],
+  );
+  return rows.map((row) => ({
+    schema,
+    name,
+    args: JSON.parse(row.args) as FunctionArg[],
+    required: Number(row.nargs_required),
+    retset: row.retset,
+    returnsVoid: row.returns_void,
+    volatility: row.volatility,
+  }));
+}
+
+function isSingleUnnamedJson(fn: FunctionInfo): boolean {
+  const only = fn.args[0];
+  return (
+    fn.args.length === 1 &&
+    only !== undefined &&
+    only.name === '' &&
+    (only.type === 'json' || only.type === 'jsonb')
+  );
+}
+
+function matches(fn: FunctionInfo, keys: readonly string[]): boolean {
+  if (isSingleUnnamedJson(fn)) return true;
+  const names = fn.args.map((a) => a.name);
+  if (!keys.every((k) => names.includes(k))) return false;
+  return names.slice(0, fn.required).every((n) => keys.includes(n));
+}
+
+function notFound(schema: string, name: string, keys: readonly string[], candidates: FunctionInfo[]) {
+  const sorted = [...keys].sort();
+  const signature =
+    sorted.length === 0 ? `${schema}.${name} without parameters` : `${schema}.${name}(${sorted.join(', ')})`;
+  const searched =
+    sorted.length === 0
+      ? 'without parameters'
+      : `with parameter${sorted.length === 1 ? '' : 's'} ${sorted.join(', ')}`;
+  const suggestion = candidates[0];
+  return errorBody(
+    'PGRST202',
+    `Could not find the function ${signature} in the schema cache`,
+    `Searched for the function ${schema}.${name} ${searched} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.`,
+    suggestion === undefined
+      ? null
+      : `Perhaps you meant to call the function ${schema}.${name}(${suggestion.args.map((a) => a.name).join(', ')})`,
+  );
+}
+
+const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+const RESERVED_QUERY_PARAMS = new Set(['select', 'order', 'limit', 'offset', 'columns', 'on_conflict']);
+
+class RpcError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: PostgrestErrorBody,
+  ) {
+    super(body.message);
+  }
+}
+
+/**
+ * Handles `/rest/v1/rpc/:fn`.
+ *
+ * @example
+ * ```ts
+ * if (path.startsWith('/rest/v1/rpc/')) return handleRpc(req, res, ctx, path.slice(13), url);
+ * ```
+ */
+export async function handleRpc(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: RestContext,
+  fnName: string,
+  url: URL,
+): Promise<void> {
+  const method = req.method ?? 'GET';
+  if (method !== 'POST' && method !== 'GET' && method !== 'HEAD') {
+    sendJson(req, res, 405, errorBody('PGRST117', `Unsupported HTTP method: ${method}`));
+    return;
+  }
+  const auth = authenticate(req, ctx.jwtSecret);
+  if (!auth.ok) {
+    sendJson(req, res, 401, errorBody(auth.code, auth.message), {
+      'WWW-Authenticate': `Bearer error="invalid_token", error_description="${auth.message}"`,
+    });
+    return;
+  }
+  const claims: JwtClaims = auth.claims ?? { role: 'anon' };
+  const role = typeof claims.role === 'string' && claims.role !== '' ? claims.role : 'anon';
+  const authenticated = role !== 'anon';
+  const schemaHeader = method === 'POST' ? req.headers['content-profile'] : req.headers['accept-profile'];
+  const schema = typeof schemaHeader === 'string' && schemaHeader !== '' ? schemaHeader : 'public';
+  if (schema !== 'public') {
+    sendJson(
+      req,
+      res,
+      406,
+      errorBody(
+        'PGRST106',
+        'Invalid schema: ' + schema,
+        null,
+        'Only the following schemas are exposed: public',
+      ),
+    );
+    return;
+  }
+
+  let rawBody = '';
+  let args: Record<string, unknown>;
+  if (method === 'POST') {
+    try {
+      rawBody = (await readBody(req, ctx.maxBodyBytes)).toString('utf8');
+    } catch (error) {
+      if (error instanceof BodyTooLargeError) {
+        sendJson(
+          req,
+          res,
+          413,
+          errorBody('PGRST413', `Payload Too Large: the request body exceeds ${error.limit} bytes`),
+          { Connection: 'close' },
+        );
+        return;
+      }
+      throw error;
+    }
+    let parsed: unknown = {};
+    if (rawBody.trim() !== '') {
+      try {
+        parsed = JSON.parse(rawBody);
+      } catch {
+        sendJson(req, res, 400, errorBody('PGRST102', 'Empty or invalid json'));
+        return;
+      }
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      sendJson(req, res, 400, errorBody('PGRST102', 'Empty or invalid json'));
+      return;
+    }
+    args = parsed as Record<string, unknown>;
+    if (rawBody.trim() === '') rawBody = '{}';
+  } else {
+    args = {};
+    for (const [key, value] of url.searchParams) if (!RESERVED_QUERY_PARAMS.has(key)) args[key] = value;
+    rawBody = JSON.stringify(args);
+  }
+  const keys = Object.keys(args);
+
+  let outcome: { kind: 'void' } | { kind: 'json'; body: string | null; count: number | undefined };
+  try {
+    outcome = await ctx.db.transaction(async (tx) => {
+      if (method !== 'POST') await tx.query('set transaction read only');
+      const candidates = await findFunctions(tx, schema, fnName);
+      const fn = candidates.find((c) => matches(c, keys));
+      if (fn === undefined) throw new RpcError(404, notFound(schema, fnName, keys, candidates));
+      await tx.query(
+        `select
+           set_config('role', $1, true),
+           set_config('request.jwt.claims', $2, true),
+           set_config('request.method', $3, true),
+           set_config('request.path', $4, true),
+           set_config('request.headers', $5, true),
+           set_config('timezone', 'UTC', true)`,
+        [role, JSON.stringify(claims), method, url.pathname, JSON.stringify(lowerCaseHeaders(req))],
+      );
+      const fnRef = `${quoteIdent(schema)}.${quoteIdent(fnName)}`;
+      let call: string;
+      let from = '';
+      let params: unknown[] = [];
+      if (isSingleUnnamedJson(fn) && !(keys.length === 1 && fn.args[0]?.name === keys[0])) {
+        call = `${fnRef}($1::${fn.args[0]?.type ?? 'json'})`;
+        params = [rawBody];
+      } else if (keys.length === 0) {
+        call = `${fnRef}()`;
+      } else {
+        const used = fn.args.filter((a) => keys.includes(a.name));
+        call = `${fnRef}(${used.map((a) => `${quoteIdent(a.name)} => _pgrst_body.${quoteIdent(a.name)}`).join(', ')})`;
+        from = ` from json_to_record($1::json) as _pgrst_body(${used.map((a) => `${quoteIdent(a.name)} ${a.type}`).join(', ')})`;
+        params = [rawBody];
+      }
+      if (fn.returnsVoid) {
+        await tx.query(`select ${call}${from}`, params);
+        return { kind: 'void' as const };
+      }
+      if (fn.retset) {
+        const sql =
+          from === '' ? ` from ${call} _pgrst_row` : `${from} cross join lateral ${call} _pgrst_row`;
+        const rows = await tx.query<{ body: string; n: number }>(
+          `select coalesce(json_agg(_pgrst_row), '[]'::json)::text as body, count(*)::int as n${sql}`,
+          params,
+        );
+        return { kind: 'json' as const, body: rows[0]?.body ?? '[]', count: Number(rows[0]?.n ?? 0) };
+      }
+      const rows = await tx.query<{ body: string | null }>(
+        `select to_json(${call})::text as body${from}`,
+        params,
+      );
+      return { kind: 'json' as const, body: rows[0]?.body ?? null, count: undefined };
+    });
+  } catch (error) {
+    if (error instanceof RpcError) {
+      sendJson(req, res, error.status, error.body);
+      return;
+    }
+    if (isPostgresError(error)) {
+      sendJson(
+        req,
+        res,
+        statusForSqlState(error.code, authenticated),
+        errorBody(error.code, error.message, error.detail ?? null, error.hint ?? null),
+      );
+      return;
+    }
+    throw error;
+  }
+
+  const call: RpcCall = {
+    fn: fnName,
+    args,
+    method,
+    role,
+    sub: typeof claims.sub === 'string' ? claims.sub : undefined,
+  };
+  if (ctx.faults.shouldDrop(call)) {
+    req.socket.destroy();
+    return;
+  }
+  if (outcome.kind === 'void') {
+    send(req, res, 204, undefined);
+    return;
+  }
+  const headers: Record<string, string> = {};
+  if (outcome.count !== undefined) {
+    headers['Content-Range'] = outcome.count === 0 ? '*/*' : `0-${outcome.count - 1}/*`;
+  }
+  send(req, res, 200, outcome.body ?? 'null', headers);
+}
+
+function lowerCaseHeaders(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    out[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}

@@ -1,0 +1,281 @@
+/**
+ * `startDevServer`: PostgREST RPC, Realtime and Auth subsets over one HTTP port,
+ * on PGlite (in memory or in a directory) or a PostgreSQL server.
+ *
+ * @example
+ * ```ts
+ * const server = await startDevServer({ port: 0 });
+ * const supabase = createClient(server.url, server.anonKey, { realtime: { transport: WebSocket } });
+ * await server.stop();
+ * ```
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { AuthService } from './auth.js';
+import { type Database, openDatabase } from './database.js';
+import { Faults } from './faults.js';
+import { sendJson, sendPreflight } from './http.js';
+import { signJwt } from './jwt.js';
+import { defaultMigrationsDir, prepareDatabase } from './migrate.js';
+import { handleRpc } from './postgrest.js';
+import { RealtimeServer } from './realtime/server.js';
+
+/** Options of {@link startDevServer}. */
+export interface DevServerOptions {
+  /** TCP port (default 54321, the Supabase CLI's); 0 picks a free one. */
+  port?: number;
+  /** Interface to bind (default 127.0.0.1). */
+  host?: string;
+  /**
+   * `'memory'` (default): PGlite in memory; a directory: PGlite persisted there; a
+   * `postgres://` URL: a PostgreSQL server (the dev server must be its only consumer
+   * of realtime changes).
+   */
+  database?: string;
+  /** HS256 secret for every JWT (default: random per start). */
+  jwtSecret?: string;
+  /** Directories of `*.sql` migrations (default: userdb's own supabase/migrations). */
+  migrationsDir?: string | readonly string[];
+  /** Lifetime of issued access tokens in seconds (default 3600). */
+  accessTokenTtl?: number;
+  /** Largest accepted request body in bytes (default 8 MiB); larger ones get 413. */
+  maxBodyBytes?: number;
+  /** Realtime records over this many bytes are cut down (default 1 MiB, as Realtime). */
+  maxRecordBytes?: number;
+  /** Allow anonymous sign-ins (default true). */
+  anonymousSignIns?: boolean;
+}
+
+/** A running dev server. */
+export interface DevServer {
+  /** The base URL to give `createClient`, e.g. `http://127.0.0.1:54321`. */
+  readonly url: string;
+  /** A long-lived JWT with role `anon`. */
+  readonly anonKey: string;
+  /** A long-lived JWT with role `service_role`. */
+  readonly serviceRoleKey: string;
+  /** The HS256 secret every token is signed with. */
+  readonly jwtSecret: string;
+  /** Fault injection for tests (all off by default). */
+  readonly faults: Faults;
+  /** The database the server runs on (for assertions and fixtures; queries run as superuser). */
+  readonly db: Database;
+  /** Stops the HTTP server and every socket, then starts again on the same port and data. */
+  restart(): Promise<void>;
+  /** Stops everything and closes the database. */
+  stop(): Promise<void>;
+}
+
+const TEN_YEARS = 10 * 365 * 24 * 3600;
+
+function kongError(message: string, hint: string) {
+  return { message, hint };
+}
+
+/**
+ * Starts a dev server.
+ *
+ * @example
+ * ```ts
+ * const server = await startDevServer({ port: 0, database: 'memory', accessTokenTtl: 60 });
+ * console.log(server.url, server.anonKey);
+ * ```
+ */
+export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  const host = options.host ?? '127.0.0.1';
+  const location = options.database ?? 'memory';
+  const jwtSecret = options.jwtSecret ?? randomBytes(32).toString('base64url');
+  const migrationsDirs =
+    options.migrationsDir === undefined
+      ? [defaultMigrationsDir()]
+      : typeof options.migrationsDir === 'string'
+        ? [options.migrationsDir]
+        : [...options.migrationsDir];
+  const maxBodyBytes = options.maxBodyBytes ?? 8 * 1024 * 1024;
+  const accessTokenTtl = options.accessTokenTtl ?? 3600;
+  const anonKey = signJwt({ iss: 'supabase-demo', role: 'anon' }, jwtSecret, { expiresIn: TEN_YEARS });
+  const serviceRoleKey = signJwt({ iss: 'supabase-demo', role: 'service_role' }, jwtSecret, {
+    expiresIn: TEN_YEARS,
+  });
+  const apiKeys = new Set([anonKey, serviceRoleKey]);
+
+  let db = await openDatabase(location);
+  await prepareDatabase(db, { migrationsDirs });
+
+  let realtime: RealtimeServer;
+  let auth: AuthService;
+  const faults = new Faults({ closeAllSockets: () => realtime.closeAllSockets() });
+  let port = options.port ?? 54321;
+  let url = '';
+  let http: Server | undefined;
+  const sockets = new Set<Socket>();
+
+  const build = () => {
+    realtime = new RealtimeServer({
+      db,
+      jwtSecret,
+      ...(options.maxRecordBytes === undefined ? {} : { maxRecordBytes: options.maxRecordBytes }),
+    });
+    auth = new AuthService({
+      db,
+      jwtSecret,
+      issuer: () => `${url}/auth/v1`,
+      accessTokenTtl,
+      maxBodyBytes,
+      anonymousSignIns: options.anonymousSignIns ?? true,
+    });
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (faults.isOffline) {
+      req.socket.destroy();
+      return;
+    }
+    if (faults.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs));
+    if (faults.isOffline) {
+      req.socket.destroy();
+      return;
+    }
+    const requestUrl = new URL(req.url ?? '/', 'http://localhost');
+    const path = requestUrl.pathname;
+    if (req.method === 'OPTIONS') {
+      sendPreflight(req, res);
+      return;
+    }
+    const isRest = path.startsWith('/rest/v1/');
+    const isAuth = path.startsWith('/auth/v1/');
+    if (!isRest && !isAuth) {
+      sendJson(req, res, 404, { message: 'no Route matched with those values' });
+      return;
+    }
+    const header = req.headers.apikey;
+    const apiKey = typeof header === 'string' ? header : requestUrl.searchParams.get('apikey');
+    if (apiKey === null || apiKey === '') {
+      sendJson(
+        req,
+        res,
+        401,
+        kongError('No API key found in request', 'No `apikey` request header or url param was found.'),
+      );
+      return;
+    }
+    if (!apiKeys.has(apiKey)) {
+      sendJson(
+        req,
+        res,
+        401,
+        kongError('Invalid API key', 'Double check your Supabase `anon` or `service_role` API key.'),
+      );
+      return;
+    }
+    if (isAuth) {
+      await auth.handle(req, res, path.slice('/auth/v1'.length), requestUrl);
+      return;
+    }
+    const rpc = /^\/rest\/v1\/rpc\/([^/]+)$/.exec(path);
+    if (rpc !== null) {
+      await handleRpc(
+        req,
+        res,
+        { db, jwtSecret, faults, maxBodyBytes },
+        decodeURIComponent(rpc[1] ?? ''),
+        requestUrl,
+      );
+      return;
+    }
+    const table = path.slice('/rest/v1/'.length);
+    sendJson(req, res, 404, {
+      code: 'PGRST205',
+      details: null,
+      hint: 'The userdb dev server serves functions only: /rest/v1/rpc/<function>.',
+      message: `Could not find the table 'public.${table}' in the schema cache`,
+    });
+  };
+
+  const listen = async (): Promise<void> => {
+    const server = createServer((req, res) => {
+      handle(req, res).catch((error: unknown) => {
+        if (!res.headersSent && !res.destroyed) {
+          sendJson(req, res, 500, {
+            code: 'XX000',
+            details: null,
+            hint: null,
+            message: error instanceof Error ? error.message : String(error),
+          });
+        } else {
+          res.destroy();
+        }
+      });
+    });
+    server.on('connection', (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    server.on('upgrade', (req, socket, head) => {
+      const requestUrl = new URL(req.url ?? '/', 'http://localhost');
+      socket.on('error', () => socket.destroy());
+      if (faults.isOffline || requestUrl.pathname !== '/realtime/v1/websocket') {
+        socket.destroy();
+        return;
+      }
+      realtime.handleUpgrade(req, socket, head, requestUrl);
+    });
+    server.on('clientError', (_error, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    port = (server.address() as AddressInfo).port;
+    url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    http = server;
+  };
+
+  const shutdown = async (): Promise<void> => {
+    const server = http;
+    http = undefined;
+    await realtime.stop();
+    if (server !== undefined) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    }
+  };
+
+  build();
+  await listen();
+  await realtime!.start();
+
+  return {
+    get url() {
+      return url;
+    },
+    anonKey,
+    serviceRoleKey,
+    jwtSecret,
+    faults,
+    get db() {
+      return db;
+    },
+    async restart() {
+      await shutdown();
+      if (location !== 'memory') {
+        // A persisted database is closed and opened again, so a restart proves the data survived.
+        await db.close();
+        db = await openDatabase(location);
+      }
+      await prepareDatabase(db, { migrationsDirs });
+      build();
+      await listen();
+      await realtime.start();
+    },
+    async stop() {
+      await shutdown();
+      await db.close();
+    },
+  };
+}
