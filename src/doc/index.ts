@@ -14,6 +14,7 @@ export { encodeValue, FIELD_TYPES, isFieldType, isValidValue, type ValueLocation
 export { isJson, jsonEqual } from './json.js';
 export { applyKeyed, realignTable } from './keyed.js';
 export { keyOf, PK_FIELD_TYPES, rowKey } from './keys.js';
+export { keyedOp } from './ops.js';
 export {
   escapePointer,
   type KeyedPathInfo,
