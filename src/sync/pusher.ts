@@ -1,0 +1,127 @@
+/**
+ * One push attempt (ARCHITECTURE §4): take a batch of the outbox, compile it against the base, send
+ * it with the base's token, and store the outcome.
+ *
+ * Exactly-once: a batch is always a prefix of the outbox, and its `batch_seq` is the seq of its last
+ * entry. Before sending, `nextBatchSeq` is persisted as `batch_seq + 1`. So while entries with
+ * `seq < nextBatchSeq` remain in the outbox, a batch was sent whose answer never arrived: it is
+ * resent with exactly the same entries and `batch_seq` (also after a reload or by another tab), and
+ * the server answers `applied: false` if it had committed it.
+ */
+import { applyCompact, compile, type PatchOp } from '../doc/index.js';
+import { BadPatchError, PayloadTooLargeError, UserDbError } from '../errors.js';
+import type { PatchBatch, Remote } from '../remote/index.js';
+import type { SyncOutboxEntry, SyncStore } from './ports.js';
+
+/** What {@link pushOnce} achieved. */
+export type PushOutcome =
+  /** Nothing to push. */
+  | { kind: 'empty' }
+  /** The base has no server token yet: pull (`userdb_init`) first. */
+  | { kind: 'need_base' }
+  /** The batch was applied; the new base is stored and the entries are gone. */
+  | { kind: 'pushed'; updatedAt: string; upToSeq: number }
+  /** The server had applied this batch before (lost response): pull, then drop `upToSeq`. */
+  | { kind: 'already_applied'; upToSeq: number }
+  /** The batch was too large for the server: retry at once with the smaller `maxBytes`. */
+  | { kind: 'shrink'; maxBytes: number };
+
+/** What a push needs. */
+export interface PushContext {
+  store: SyncStore;
+  remote: Remote;
+  /** Byte cap of a new batch. */
+  maxBytes: number;
+  /** Called when the outbox does not compile against the base: rebase it on the base, then retry. */
+  selfRebase: () => Promise<void>;
+}
+
+function bytesOf(entries: readonly SyncOutboxEntry[]): number {
+  let n = 0;
+  for (const e of entries) n += JSON.stringify(e.ops).length;
+  return n;
+}
+
+function isBadPatch(e: unknown): boolean {
+  return e instanceof UserDbError && e.code === 'bad_patch';
+}
+
+/**
+ * Pushes one batch. Throws the typed errors of {@link Remote.patch} (a `ConflictError` means the
+ * server did not apply it: pull, rebase, retry), and `BadPatchError` when the outbox cannot be
+ * compiled even after a rebase on the base.
+ *
+ * @example
+ * ```ts
+ * const outcome = await pushOnce({ store, remote, maxBytes: 1 << 20, selfRebase });
+ * ```
+ */
+export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
+  const { store, remote } = ctx;
+  const base = await store.readBase();
+  if (base.updatedAt === null) return { kind: 'need_base' };
+  const nextBatchSeq = await store.getNextBatchSeq();
+  const capped = await store.readOutbox({ maxBytes: ctx.maxBytes });
+  const first = capped[0];
+  if (first === undefined) return { kind: 'empty' };
+
+  let entries: SyncOutboxEntry[];
+  let batchSeq: number;
+  if (first.seq < nextBatchSeq) {
+    // a batch is in flight with an unknown outcome: resend exactly it
+    batchSeq = nextBatchSeq - 1;
+    entries = await store.readOutbox({ upToSeq: batchSeq });
+  } else {
+    entries = capped;
+    batchSeq = (capped[capped.length - 1] as SyncOutboxEntry).seq;
+    await store.setNextBatchSeq(batchSeq + 1); // persisted before the request leaves
+  }
+
+  let ops: PatchOp[];
+  try {
+    ops = compile(
+      entries.flatMap((e) => e.ops),
+      base.doc,
+    );
+  } catch (e) {
+    if (!isBadPatch(e)) throw e;
+    // written against a view older than the base (a pull raced the write): rebase, then retry
+    await ctx.selfRebase();
+    const again = await store.readOutbox({ upToSeq: batchSeq });
+    try {
+      ops = compile(
+        again.flatMap((x) => x.ops),
+        base.doc,
+      );
+    } catch (e2) {
+      if (!isBadPatch(e2)) throw e2;
+      throw new BadPatchError(`the outbox does not apply to the server document: ${(e2 as Error).message}`, {
+        cause: e2,
+      });
+    }
+    entries = again;
+  }
+
+  if (ops.length === 0) {
+    // every entry of the batch was dropped by a rebase: nothing to send
+    await store.commitPush({ newBase: base.doc, updatedAt: base.updatedAt, upToSeq: batchSeq });
+    return { kind: 'pushed', updatedAt: base.updatedAt, upToSeq: batchSeq };
+  }
+
+  const batch: PatchBatch = { ops, expectedUpdatedAt: base.updatedAt, clientId: store.clientId, batchSeq };
+  let result: Awaited<ReturnType<Remote['patch']>>;
+  try {
+    result = await remote.patch(batch);
+  } catch (e) {
+    if (e instanceof PayloadTooLargeError && entries.length > 1) {
+      // not applied (a duplicate would have been answered first): send a smaller prefix instead
+      await store.setNextBatchSeq((entries[0] as SyncOutboxEntry).seq);
+      return { kind: 'shrink', maxBytes: Math.max(1, Math.floor(bytesOf(entries) / 2)) };
+    }
+    throw e;
+  }
+  if (!result.applied) return { kind: 'already_applied', upToSeq: batchSeq };
+  const newBase = applyCompact(base.doc, ops);
+  await store.commitPush({ newBase, updatedAt: result.updatedAt, upToSeq: batchSeq });
+  return { kind: 'pushed', updatedAt: result.updatedAt, upToSeq: batchSeq };
+}

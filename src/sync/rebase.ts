@@ -1,0 +1,140 @@
+/**
+ * Rebasing the outbox on a new server base (ARCHITECTURE §6): the pending keyed patches are replayed
+ * on the new document by `doc`'s tolerant {@link rebase}; a per-table `onConflict` hook may then
+ * decide same-field conflicts instead of the default (the local write, which reaches the server
+ * last, wins).
+ */
+import {
+  type CompactDoc,
+  type Json,
+  jsonEqual,
+  keyedPath,
+  type PatchOp,
+  type RebaseConflict,
+  rebase,
+  toKeyed,
+} from '../doc/index.js';
+import type { RewrittenEntry, SyncOutboxEntry } from './ports.js';
+
+/**
+ * A local edit that did not survive unchanged when the outbox was rebased on a newer server
+ * document. `local` is the local value, `remote` the server's. `resolution`: `dropped` (the server's
+ * version stays, e.g. an update of a row deleted remotely), `applied` (the local edit was applied
+ * over a concurrent remote change, e.g. the same field edited on both sides), `merged` (an
+ * `onConflict` hook chose `value`).
+ */
+export interface SyncConflict {
+  kind: RebaseConflict['kind'];
+  table: string;
+  key?: string;
+  field?: string;
+  local: Json | undefined;
+  remote: Json | undefined;
+  resolution: 'dropped' | 'applied' | 'merged';
+  /** The value kept, when an `onConflict` hook merged. */
+  value?: Json;
+}
+
+/** A concurrent edit of one field on both sides, as passed to an `onConflict` hook. */
+export interface FieldConflict {
+  table: string;
+  key: string;
+  field: string;
+  /** The local value (the one that would win by default). */
+  local: Json;
+  /** The value the server holds now. */
+  remote: Json;
+}
+
+/**
+ * Decides a same-field conflict of one table: `'local'` (the default), `'remote'` (drop the local
+ * edit), or `{ value }` (write a merged value). Returning `undefined` keeps the default.
+ */
+export type ConflictHandler = (conflict: FieldConflict) => 'local' | 'remote' | { value: Json } | undefined;
+
+/** The outcome of {@link rebaseOutbox}. */
+export interface OutboxRebase {
+  entries: RewrittenEntry[];
+  conflicts: SyncConflict[];
+}
+
+/**
+ * Replays `entries` on `doc` and applies the per-table `onConflict` hooks. Conflicts where the local
+ * and the remote value are equal (for example our own edit coming back) are not reported. Pure.
+ *
+ * @example
+ * ```ts
+ * const { entries, conflicts } = rebaseOutbox(pulled.doc, outbox, { tasks: () => 'remote' });
+ * ```
+ */
+export function rebaseOutbox(
+  doc: CompactDoc,
+  entries: readonly SyncOutboxEntry[],
+  handlers: Readonly<Record<string, ConflictHandler>> = {},
+): OutboxRebase {
+  if (entries.length === 0) return { entries: [], conflicts: [] };
+  const result = rebase(
+    toKeyed(doc),
+    entries.map((e) => e.ops),
+  );
+  const patches = result.patches;
+  const conflicts: SyncConflict[] = [];
+  for (const c of result.conflicts) {
+    if (
+      (c.kind === 'field_changed' || c.kind === 'row_exists') &&
+      jsonEqual(c.local ?? null, c.remote ?? null)
+    ) {
+      continue; // the server already holds the local value: nothing was lost
+    }
+    const out: SyncConflict = { ...c };
+    const handler = handlers[c.table];
+    if (c.kind === 'field_changed' && handler !== undefined && c.key !== undefined && c.field !== undefined) {
+      const decision = handler({
+        table: c.table,
+        key: c.key,
+        field: c.field,
+        local: c.local ?? null,
+        remote: c.remote ?? null,
+      });
+      if (decision === 'remote') {
+        dropCell(patches, keyedPath.cell(c.table, c.key, c.field));
+        out.resolution = 'dropped';
+      } else if (decision !== undefined && decision !== 'local') {
+        overrideCell(patches, keyedPath.cell(c.table, c.key, c.field), decision.value);
+        out.resolution = 'merged';
+        out.value = decision.value;
+      }
+    }
+    conflicts.push(out);
+  }
+  return { entries: entries.map((e, i) => ({ seq: e.seq, ops: patches[i] ?? [] })), conflicts };
+}
+
+/** Removes every local test and replace of one cell: the remote value stays. */
+function dropCell(patches: PatchOp[][], path: string): void {
+  for (let i = 0; i < patches.length; i++) {
+    patches[i] = (patches[i] ?? []).filter(
+      (op) => op.path !== path || (op.op !== 'replace' && op.op !== 'test'),
+    );
+  }
+}
+
+/**
+ * Makes every local replace of one cell write `value`; the first test keeps the remote value it
+ * checks, later tests check `value` (what the previous replace now writes).
+ */
+function overrideCell(patches: PatchOp[][], path: string, value: Json): void {
+  let seenReplace = false;
+  for (const patch of patches) {
+    for (let j = 0; j < patch.length; j++) {
+      const op = patch[j];
+      if (op === undefined || op.path !== path) continue;
+      if (op.op === 'replace') {
+        patch[j] = { op: 'replace', path, value };
+        seenReplace = true;
+      } else if (op.op === 'test' && seenReplace) {
+        patch[j] = { op: 'test', path, value };
+      }
+    }
+  }
+}
