@@ -118,7 +118,7 @@ export const schemaArb: fc.Arbitrary<TableSchema> = fc
   });
 
 export const tableArb: fc.Arbitrary<CompactTable> = fc
-  .tuple(schemaArb, fc.array(cellSeedArb, { maxLength: 8 }))
+  .tuple(schemaArb, fc.array(cellSeedArb, { maxLength: 12 }))
   .map(([schema, seeds]) => {
     const seen = new Set<string>();
     const rows: Json[][] = [];
@@ -134,7 +134,7 @@ export const tableArb: fc.Arbitrary<CompactTable> = fc
 
 export const docArb: fc.Arbitrary<CompactDoc> = fc
   .tuple(
-    fc.uniqueArray(fc.constantFrom(...TABLE_NAMES), { maxLength: 3 }),
+    fc.uniqueArray(fc.constantFrom(...TABLE_NAMES), { minLength: 1, maxLength: 3 }),
     fc.array(tableArb, { minLength: 3, maxLength: 3 }),
   )
   .map(([names, tables]) => {
@@ -160,14 +160,24 @@ export interface Intent {
   type: FieldType;
 }
 
-export const intentArb: fc.Arbitrary<Intent> = fc.record({
-  kind: fc.nat(11),
-  a: fc.nat(),
-  b: fc.nat(),
-  seed: cellSeedArb,
-  table: tableArb,
-  type: fc.constantFrom(...FIELD_TYPES),
-});
+function intentOf(kind: fc.Arbitrary<number>): fc.Arbitrary<Intent> {
+  return fc.record({
+    kind,
+    a: fc.nat(),
+    b: fc.nat(),
+    seed: cellSeedArb,
+    table: tableArb,
+    type: fc.constantFrom(...FIELD_TYPES),
+  });
+}
+
+/** Any edit; table-level edits (kinds 0–3) are rarer than row edits. */
+export const intentArb: fc.Arbitrary<Intent> = intentOf(
+  fc.constantFrom(0, 1, 2, 3, 4, 4, 4, 5, 5, 6, 6, 6, 7, 7, 7, 7, 8, 8, 9, 9),
+);
+
+/** Row and cell edits only (the tables keep their schemas). */
+export const rowIntentArb: fc.Arbitrary<Intent> = intentOf(fc.constantFrom(4, 5, 6, 7, 8, 9));
 
 const pick = <T>(items: readonly T[], n: number): T | undefined =>
   items.length === 0 ? undefined : items[n % items.length];
