@@ -1,0 +1,761 @@
+/**
+ * The database: `createUserDb` opens a user's local document (IndexedDB base + outbox replayed into
+ * an in-memory keyed view), and `UserDb` runs reads, writes, transactions and live queries on it.
+ *
+ * ## Write path
+ * A write is validated against the current state and turned into keyed ops, which are applied to a
+ * pending layer (never to the committed view), appended as ONE outbox row in one IndexedDB
+ * transaction, and only after that commit applied to the view; then the live queries of the tables
+ * it changed re-evaluate, once. If the append fails (e.g. quota exceeded) nothing changes and the
+ * write rejects with a `StorageError`.
+ *
+ * ## Transactions (no AsyncLocalStorage: the browser has none)
+ * Writes and transactions are serialized per database in call order. While a transaction's callback
+ * runs, it is the database's *open transaction*: every read and write on this database, from
+ * anywhere, belongs to it (reads see its pending writes; a write's promise resolves once it is
+ * buffered). A `db.transaction()` called while one is open runs inside it as a nested transaction
+ * (a savepoint: its writes are undone if its callback throws). The transaction commits as one
+ * outbox row when its callback resolves, and is discarded entirely if it throws.
+ *
+ * ## Other instances (tabs)
+ * The store notifies every instance on the same IndexedDB of each commit; an instance then reads the
+ * new outbox rows and applies them (or, when the base changed or a row does not apply strictly,
+ * rebuilds the view from base + outbox with the document module's tolerant `rebase`).
+ */
+import { Observable, Subject } from 'rxjs';
+import {
+  type CompactDoc,
+  type FieldDef,
+  isFieldType,
+  type Json,
+  jsonEqual,
+  type KeyedDoc,
+  type KeyedTable,
+  keyedPath,
+  type PatchOp,
+  parseCompactDoc,
+  parseTableSchema,
+  type RebaseConflict,
+  rebase,
+  type TableSchema,
+  toCompact,
+  toKeyed,
+} from '../doc/index.js';
+import { DatabaseClosedError, NotFoundError, SchemaError, type UserDbError } from '../errors.js';
+import { LiveQueries, layerToKeyed, Overlay, type ReadLayer, tableOf, View } from '../query/index.js';
+import { deleteLocalDatabase, LocalStore, type OutboxEntry, type StoreChange } from '../store/index.js';
+import { checkDeclaredRow } from './codec.js';
+import {
+  type DeclaredTable,
+  declaredTables,
+  type SchemaDefinition,
+  type TableTypesOf,
+  type UntypedTableTypes,
+  type UserDbSchema,
+} from './schema.js';
+import { type DbCore, Table, type WriteScope } from './table.js';
+
+/** Options of {@link createUserDb}. */
+export interface CreateUserDbOptions<S extends SchemaDefinition = SchemaDefinition> {
+  /** The user whose document this is; one local IndexedDB database (`userdb:<userId>`) per user. */
+  userId: string;
+  /** Declared tables (from {@link defineSchema}); created in the document if missing. */
+  schema?: UserDbSchema<S> | undefined;
+  /** The IndexedDB factory (default: the global `indexedDB`; tests pass fake-indexeddb's). */
+  indexedDB?: IDBFactory | undefined;
+  /** The matching `IDBKeyRange` (default: the global one). */
+  IDBKeyRange?: typeof IDBKeyRange | undefined;
+}
+
+/** Options of {@link clearLocal}. */
+export interface ClearLocalOptions {
+  indexedDB?: IDBFactory | undefined;
+  IDBKeyRange?: typeof IDBKeyRange | undefined;
+}
+
+/** The table names `db.table()` accepts: the declared ones, or any name for an untyped database. */
+export type TableName<S extends SchemaDefinition> = string extends keyof S ? string : keyof S & string;
+
+/** The API types of table `T`: inferred from the schema, or untyped. */
+export type TypesOf<S extends SchemaDefinition, T extends string> = string extends keyof S
+  ? UntypedTableTypes
+  : T extends keyof S
+    ? TableTypesOf<S, T>
+    : UntypedTableTypes;
+
+/** What a rebuild of the view found (returned by the internal `rebuild` hook). */
+export interface RebuildResult {
+  /** Tables whose content changed. */
+  changed: ReadonlySet<string>;
+  /** Local edits the tolerant replay dropped or rewrote. */
+  conflicts: RebaseConflict[];
+}
+
+interface TxState {
+  readonly overlay: Overlay;
+  readonly ops: PatchOp[];
+}
+
+function addProblem(list: UserDbError[], e: UserDbError): void {
+  list.push(e);
+}
+
+/**
+ * A user's local database. Create it with {@link createUserDb}; close it with {@link UserDb.close}.
+ *
+ * @example
+ * ```ts
+ * const db = await createUserDb({ userId, schema });
+ * await db.table('projects').insert({ id: 'p_1', title: 'First', status: 'open', created_at: new Date().toISOString() });
+ * db.table('projects').query().where('status', '==', 'open').observe().subscribe(render);
+ * ```
+ */
+export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
+  /** The user this database belongs to. */
+  readonly userId: string;
+  /**
+   * Problems found in the local data at open (a corrupted or foreign record moved to the quarantine,
+   * a declared table whose stored schema differs from the declaration). The database works anyway.
+   */
+  readonly startupErrors: readonly UserDbError[];
+  /**
+   * Problems found later, in the background (a record quarantined while reloading after another
+   * tab's commit, a failed reload). Reads and writes keep working.
+   */
+  readonly errors$: Observable<UserDbError>;
+
+  private readonly store: LocalStore;
+  private readonly declared: ReadonlyMap<string, DeclaredTable>;
+  private readonly live = new LiveQueries();
+  private readonly errorSubject = new Subject<UserDbError>();
+  private readonly problems: UserDbError[] = [];
+  private readonly core: DbCore;
+  private view = new View();
+  private generation = -1;
+  private appliedSeq = 0;
+  private current: TxState | null = null;
+  private tail: Promise<unknown> = Promise.resolve();
+  private queued = 0;
+  private catchUpQueued = false;
+  private closing = false;
+  private closed = false;
+  private unsubscribeStore: () => void = () => {};
+  private readonly tables = new Map<string, Table<UntypedTableTypes>>();
+
+  private constructor(userId: string, store: LocalStore, declared: ReadonlyMap<string, DeclaredTable>) {
+    this.userId = userId;
+    this.store = store;
+    this.declared = declared;
+    this.startupErrors = this.problems;
+    this.errors$ = this.errorSubject.asObservable();
+    this.core = {
+      read: (fn) => this.read(fn),
+      write: (fn) => this.write(fn),
+      watch: (tables, evaluate, same) => this.watch(tables, evaluate, same),
+      declared: (table) => this.declared.get(table),
+    };
+  }
+
+  /** @internal Use {@link createUserDb}. */
+  static async open<S extends SchemaDefinition>(options: CreateUserDbOptions<S>): Promise<UserDb<S>> {
+    if (typeof options.userId !== 'string' || options.userId === '') {
+      throw new SchemaError('createUserDb needs a non-empty userId');
+    }
+    const store = await LocalStore.open({
+      userId: options.userId,
+      indexedDB: options.indexedDB,
+      IDBKeyRange: options.IDBKeyRange,
+    });
+    const db = new UserDb<S>(
+      options.userId,
+      store,
+      declaredTables(options.schema as UserDbSchema | undefined),
+    );
+    try {
+      db.unsubscribeStore = store.onChange((change) => db.onStoreChange(change));
+      await db.exclusive(async () => {
+        const { problems } = await db.reloadLocked();
+        for (const p of problems) addProblem(db.problems, p);
+      });
+      await db.ensureDeclared();
+    } catch (e) {
+      db.shutdown();
+      throw e;
+    }
+    return db;
+  }
+
+  /**
+   * A declared table, typed from the schema (an undeclared name is a type error). Without a schema,
+   * any table (rows typed as JSON records).
+   *
+   * @example
+   * ```ts
+   * const projects = db.table('projects');
+   * ```
+   */
+  table<T extends TableName<S>>(name: T): Table<TypesOf<S, T>> {
+    return this.untypedTable(name) as unknown as Table<TypesOf<S, T>>;
+  }
+
+  /**
+   * Any table by name, untyped (rows are JSON records): for tables created at run time with
+   * {@link UserDb.createTable} in a database that also has declared ones.
+   *
+   * @example
+   * ```ts
+   * const notes = db.untypedTable('notes');
+   * await notes.insert({ id: 'n1', text: 'hello' });
+   * ```
+   */
+  untypedTable(name: string): Table<UntypedTableTypes> {
+    let t = this.tables.get(name);
+    if (t === undefined) {
+      t = new Table<UntypedTableTypes>(this.core, name);
+      this.tables.set(name, t);
+    }
+    return t;
+  }
+
+  /**
+   * Creates a table at run time (untyped use). Throws {@link SchemaError} when the schema is invalid
+   * or the table exists.
+   *
+   * @example
+   * ```ts
+   * await db.createTable('notes', { fields: [{ name: 'id', type: 'string' }, { name: 'text', type: 'string' }], primaryKey: ['id'] });
+   * ```
+   */
+  createTable(name: string, schema: TableSchema): Promise<void> {
+    return this.write((scope) => {
+      if (typeof name !== 'string' || name === '')
+        throw new SchemaError('a table name must be a non-empty string');
+      const parsed = parseTableSchema(schema, name);
+      if (scope.layer.schemaOf(name) !== undefined)
+        throw new SchemaError('table already exists', { table: name });
+      scope.apply([
+        { op: 'add', path: keyedPath.table(name), value: { schema: parsed, rows: {} } as unknown as Json },
+      ]);
+      return () => undefined;
+    });
+  }
+
+  /**
+   * Drops a table and all its rows. Throws {@link NotFoundError} when it does not exist.
+   * (A declared table is created again, empty, the next time the database opens.)
+   *
+   * @example
+   * ```ts
+   * await db.dropTable('notes');
+   * ```
+   */
+  dropTable(name: string): Promise<void> {
+    return this.write((scope) => {
+      if (scope.layer.schemaOf(name) === undefined) throw new NotFoundError('unknown table', { table: name });
+      scope.apply([{ op: 'remove', path: keyedPath.table(name) }]);
+      return () => undefined;
+    });
+  }
+
+  /**
+   * Adds a field to an existing table; existing rows get `null`. Throws {@link NotFoundError} for an
+   * unknown table, {@link SchemaError} for a bad or existing field.
+   *
+   * @example
+   * ```ts
+   * await db.addField('notes', { name: 'pinned', type: 'boolean' });
+   * ```
+   */
+  addField(table: string, field: FieldDef): Promise<void> {
+    return this.write((scope) => {
+      const schema = scope.layer.schemaOf(table);
+      if (schema === undefined) throw new NotFoundError('unknown table', { table });
+      const name: unknown = field?.name;
+      if (typeof name !== 'string' || name === '')
+        throw new SchemaError('a field needs a non-empty name', { table });
+      if (!isFieldType(field.type)) {
+        throw new SchemaError(`unknown field type ${JSON.stringify(field.type)}`, { table, field: name });
+      }
+      if (schema.fields.some((f) => f.name === name)) {
+        throw new SchemaError('field already exists', { table, field: name });
+      }
+      scope.apply([{ op: 'add', path: keyedPath.fields(table), value: { name, type: field.type } }]);
+      return () => undefined;
+    });
+  }
+
+  /**
+   * The names and schemas of the tables in the document.
+   *
+   * @example
+   * ```ts
+   * const schemas = await db.tableSchemas(); // { projects: { fields: [...], primaryKey: ['id'] } }
+   * ```
+   */
+  tableSchemas(): Promise<Record<string, TableSchema>> {
+    return this.read((layer) => {
+      const out: Record<string, TableSchema> = {};
+      for (const name of layer.tableNames()) {
+        Object.defineProperty(out, name, {
+          value: structuredClone(layer.schemaOf(name)),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
+      return out;
+    });
+  }
+
+  /**
+   * Runs `fn` as one transaction: its writes apply (and later sync) all together or not at all, are
+   * stored as one outbox row, and cause at most one emission per live query. If `fn` throws, nothing
+   * is applied and the promise rejects with that error. See the module docs for what belongs to an
+   * open transaction.
+   *
+   * @example
+   * ```ts
+   * await db.transaction(async () => {
+   *   const p = await db.table('projects').get('p_1');
+   *   await db.table('projects').update('p_1', { title: `${p?.title} (copy)` });
+   *   await db.table('tasks').insert({ id: 't_1', project_id: 'p_1', title: 'Start' });
+   * });
+   * ```
+   */
+  transaction<R>(fn: () => R | Promise<R>): Promise<R> {
+    try {
+      this.assertOpen();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const open = this.current;
+    if (open !== null) return this.nested(open, fn);
+    return this.exclusive(async () => {
+      const tx: TxState = { overlay: new Overlay(this.view), ops: [] };
+      this.current = tx;
+      let result: R;
+      try {
+        result = await fn();
+      } finally {
+        this.current = null;
+      }
+      await this.commitLocked(tx);
+      return result;
+    });
+  }
+
+  /**
+   * The whole document in compact form (the seed format), including pending local edits.
+   *
+   * @example
+   * ```ts
+   * const json = JSON.stringify(await db.export());
+   * ```
+   */
+  export(): Promise<CompactDoc> {
+    return this.read((layer) => structuredClone(toCompact(layerToKeyed(layer))));
+  }
+
+  /**
+   * Replaces the whole document by `doc` (validated first: {@link SchemaError} or
+   * {@link ValidationError}, then nothing changes), as one transaction. Declared tables missing from
+   * `doc` are recreated empty; declared tables in `doc` must match their declaration.
+   *
+   * @example
+   * ```ts
+   * await db.import(JSON.parse(backupText));
+   * ```
+   */
+  async import(doc: unknown): Promise<void> {
+    const parsed = parseCompactDoc(doc);
+    const keyed = toKeyed(parsed);
+    for (const [name, declared] of this.declared) {
+      const table = Object.hasOwn(keyed.tables, name) ? keyed.tables[name] : undefined;
+      if (table === undefined) continue;
+      const problem = schemaMismatch(declared, table.schema);
+      if (problem !== undefined) throw problem;
+      for (const key of Object.keys(table.rows))
+        checkDeclaredRow(declared, key, table.rows[key] as KeyedTable['rows'][string]);
+    }
+    await this.write((scope) => {
+      const ops: PatchOp[] = [];
+      for (const name of scope.layer.tableNames()) {
+        if (!Object.hasOwn(keyed.tables, name)) ops.push({ op: 'remove', path: keyedPath.table(name) });
+      }
+      for (const name of Object.keys(keyed.tables)) {
+        const incoming = keyed.tables[name] as KeyedTable;
+        const current = tableOf(scope.layer, name);
+        if (current !== undefined && jsonEqual(current as unknown as Json, incoming as unknown as Json))
+          continue;
+        if (current !== undefined) ops.push({ op: 'remove', path: keyedPath.table(name) });
+        ops.push({ op: 'add', path: keyedPath.table(name), value: incoming as unknown as Json });
+      }
+      if (ops.length > 0) scope.apply(ops);
+      const ensure = this.declaredOps(scope.layer).ops;
+      if (ensure.length > 0) scope.apply(ensure);
+      return () => undefined;
+    });
+  }
+
+  /**
+   * Waits for pending writes, then closes the database: live queries complete, IndexedDB is closed,
+   * no timers or listeners remain. Later calls reject with {@link DatabaseClosedError}. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await db.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.closing) {
+      await this.tail.catch(() => undefined);
+      return;
+    }
+    this.closing = true;
+    await this.tail.catch(() => undefined);
+    this.shutdown();
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  /** @internal The store (for the sync engine). */
+  get localStore(): LocalStore {
+    return this.store;
+  }
+
+  /**
+   * @internal view := base + replayed outbox, read from the store; notifies the live queries of the
+   * tables that changed. Serialized with writes.
+   */
+  rebuild(): Promise<RebuildResult> {
+    return this.exclusive(async () => {
+      const { changed, conflicts } = await this.reloadLocked();
+      return { changed, conflicts };
+    });
+  }
+
+  private shutdown(): void {
+    this.closing = true;
+    this.closed = true;
+    this.unsubscribeStore();
+    this.live.completeAll();
+    this.errorSubject.complete();
+    this.store.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closing || this.closed) {
+      throw new DatabaseClosedError(`the database of user "${this.userId}" is closed`);
+    }
+  }
+
+  /** Runs `fn` after everything queued before it (FIFO), holding the database's write lock. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.queued++;
+    const run = this.tail.then(fn);
+    this.tail = run.then(
+      () => {
+        this.queued--;
+      },
+      () => {
+        this.queued--;
+      },
+    );
+    return run;
+  }
+
+  private async read<T>(fn: (layer: ReadLayer) => T): Promise<T> {
+    this.assertOpen();
+    if (this.current === null && this.queued > 0) {
+      // Read-your-writes: a read issued after a write sees it.
+      await this.tail.catch(() => undefined);
+      this.assertOpen();
+    }
+    return fn(this.current?.overlay ?? this.view);
+  }
+
+  private write<T>(fn: (scope: WriteScope) => (layer: ReadLayer) => T): Promise<T> {
+    try {
+      this.assertOpen();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const open = this.current;
+    if (open !== null) {
+      try {
+        const reader = this.applyIn(open, fn);
+        return Promise.resolve(reader(open.overlay));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return this.exclusive(async () => {
+      this.assertNotClosed();
+      const tx: TxState = { overlay: new Overlay(this.view), ops: [] };
+      const reader = this.applyIn(tx, fn);
+      await this.commitLocked(tx);
+      return reader(this.view);
+    });
+  }
+
+  private assertNotClosed(): void {
+    if (this.closed) throw new DatabaseClosedError(`the database of user "${this.userId}" is closed`);
+  }
+
+  /** Runs one write in `tx`; on a throw, `tx` is left exactly as before. */
+  private applyIn<T>(tx: TxState, fn: (scope: WriteScope) => T): T {
+    const mark = tx.overlay.mark();
+    const opCount = tx.ops.length;
+    const scope: WriteScope = {
+      layer: tx.overlay,
+      apply: (ops) => {
+        for (const op of ops) tx.overlay.apply(op);
+        tx.ops.push(...ops);
+      },
+    };
+    try {
+      return fn(scope);
+    } catch (e) {
+      tx.overlay.rollback(mark);
+      tx.ops.length = opCount;
+      throw e;
+    }
+  }
+
+  private async nested<R>(tx: TxState, fn: () => R | Promise<R>): Promise<R> {
+    const mark = tx.overlay.mark();
+    const opCount = tx.ops.length;
+    try {
+      return await fn();
+    } catch (e) {
+      if (this.current === tx) {
+        tx.overlay.rollback(mark);
+        tx.ops.length = opCount;
+      }
+      throw e;
+    }
+  }
+
+  /** Appends `tx` to the outbox, then applies it to the view and notifies. Holds the lock. */
+  private async commitLocked(tx: TxState): Promise<void> {
+    if (tx.ops.length === 0) return;
+    const result = await this.store.append(tx.ops);
+    if (result.generation !== this.generation || result.previousSeq > this.appliedSeq) {
+      // Another instance committed in between: replay everything after what the view has.
+      await this.catchUpLocked();
+      return;
+    }
+    let changed: Set<string>;
+    try {
+      changed = this.view.apply(tx.ops);
+    } catch {
+      await this.reloadLocked();
+      return;
+    }
+    this.appliedSeq = result.seq;
+    this.live.notify(changed);
+  }
+
+  private onStoreChange(change: StoreChange): void {
+    if (this.closing || this.catchUpQueued) return;
+    if (!change.meta && !change.outbox) return;
+    this.catchUpQueued = true;
+    this.exclusive(async () => {
+      this.catchUpQueued = false;
+      if (this.closed) return;
+      await this.catchUpLocked();
+    }).catch((e: unknown) => this.report(e));
+  }
+
+  private report(e: unknown): void {
+    if (this.closed) return;
+    const err = e instanceof Error && 'code' in e ? (e as UserDbError) : undefined;
+    if (err !== undefined) this.errorSubject.next(err);
+  }
+
+  /** Brings the view up to date with the store (after a commit of another instance). Holds the lock. */
+  private async catchUpLocked(): Promise<void> {
+    const tail = await this.store.readSince(this.appliedSeq);
+    if (tail === undefined || tail.generation !== this.generation) {
+      await this.reloadAndReport();
+      return;
+    }
+    if (tail.entries.length === 0) return;
+    const changed = new Set<string>();
+    for (const entry of tail.entries) {
+      try {
+        for (const t of this.view.apply(entry.ops)) changed.add(t);
+      } catch {
+        await this.reloadAndReport(changed);
+        return;
+      }
+      this.appliedSeq = entry.seq;
+    }
+    this.live.notify(changed);
+  }
+
+  private async reloadAndReport(alsoChanged?: ReadonlySet<string>): Promise<void> {
+    const { problems } = await this.reloadLocked(alsoChanged);
+    for (const p of problems) this.errorSubject.next(p);
+  }
+
+  /**
+   * view := base + outbox, replayed tolerantly; unchanged rows keep their identity. Entries whose ops
+   * are malformed are quarantined. Holds the lock.
+   */
+  private async reloadLocked(
+    alsoChanged?: ReadonlySet<string>,
+  ): Promise<{ changed: Set<string>; conflicts: RebaseConflict[]; problems: UserDbError[] }> {
+    const snapshot = await this.store.load();
+    const problems: UserDbError[] = [...snapshot.problems];
+    const { doc, conflicts, bad } = replay(toKeyed(snapshot.base.doc), snapshot.entries);
+    if (bad.length > 0) {
+      await this.store.quarantineEntries(bad);
+      for (const b of bad) {
+        problems.push(
+          new SchemaError(
+            `outbox entry ${b.seq} cannot be replayed (${b.reason}); it was moved to the quarantine`,
+          ),
+        );
+      }
+    }
+    const changed = this.view.replaceAll(doc);
+    for (const t of alsoChanged ?? []) changed.add(t);
+    this.generation = snapshot.base.generation;
+    const last = snapshot.entries.at(-1);
+    if (last !== undefined) this.appliedSeq = Math.max(this.appliedSeq, last.seq);
+    this.live.notify(changed);
+    return { changed, conflicts, problems };
+  }
+
+  /** Creates declared tables and fields missing from the document, as one write. */
+  private async ensureDeclared(): Promise<void> {
+    if (this.declared.size === 0) return;
+    await this.write((scope) => {
+      const { ops, problems } = this.declaredOps(scope.layer);
+      for (const p of problems) addProblem(this.problems, p);
+      if (ops.length > 0) scope.apply(ops);
+      return () => undefined;
+    });
+  }
+
+  /** The ops that create missing declared tables and fields, and declarations that do not match. */
+  private declaredOps(layer: ReadLayer): { ops: PatchOp[]; problems: SchemaError[] } {
+    const ops: PatchOp[] = [];
+    const problems: SchemaError[] = [];
+    for (const [name, declared] of this.declared) {
+      const schema = layer.schemaOf(name);
+      if (schema === undefined) {
+        ops.push({
+          op: 'add',
+          path: keyedPath.table(name),
+          value: { schema: declared.schema, rows: {} } as unknown as Json,
+        });
+        continue;
+      }
+      const mismatch = schemaMismatch(declared, schema);
+      if (mismatch !== undefined) {
+        problems.push(mismatch);
+        continue;
+      }
+      for (const f of declared.schema.fields) {
+        if (!schema.fields.some((g) => g.name === f.name)) {
+          ops.push({ op: 'add', path: keyedPath.fields(name), value: { name: f.name, type: f.type } });
+        }
+      }
+    }
+    return { ops, problems };
+  }
+
+  private watch<T>(
+    tables: readonly string[],
+    evaluate: (layer: ReadLayer) => T,
+    same: (a: T, b: T) => boolean,
+  ): Observable<T> {
+    const source = this.live.watch(tables, () => evaluate(this.view), same);
+    return new Observable<T>((subscriber) => {
+      if (this.closed) {
+        subscriber.error(new DatabaseClosedError(`the database of user "${this.userId}" is closed`));
+        return undefined;
+      }
+      return source.subscribe(subscriber);
+    });
+  }
+}
+
+/** Why a stored table does not match its declaration (same field types, same primary key), if it does not. */
+function schemaMismatch(declared: DeclaredTable, schema: TableSchema): SchemaError | undefined {
+  const table = declared.name;
+  const pk = declared.schema.primaryKey;
+  if (pk.length !== schema.primaryKey.length || pk.some((n, i) => n !== schema.primaryKey[i])) {
+    return new SchemaError(
+      `the stored primary key (${schema.primaryKey.join(', ')}) differs from the declared one (${pk.join(', ')})`,
+      { table },
+    );
+  }
+  for (const f of declared.schema.fields) {
+    const stored = schema.fields.find((g) => g.name === f.name);
+    if (stored !== undefined && stored.type !== f.type) {
+      return new SchemaError(
+        `the stored field type ${stored.type} differs from the declared type ${f.type}`,
+        {
+          table,
+          field: f.name,
+        },
+      );
+    }
+  }
+  return undefined;
+}
+
+/** Replays outbox entries on `base` with the tolerant rebase, entry by entry, setting aside malformed ones. */
+function replay(
+  base: KeyedDoc,
+  entries: readonly OutboxEntry[],
+): { doc: KeyedDoc; conflicts: RebaseConflict[]; bad: { seq: number; reason: string }[] } {
+  let doc = base;
+  const conflicts: RebaseConflict[] = [];
+  const bad: { seq: number; reason: string }[] = [];
+  for (const entry of entries) {
+    try {
+      const r = rebase(doc, [entry.ops]);
+      doc = r.doc;
+      conflicts.push(...r.conflicts);
+    } catch (e) {
+      bad.push({ seq: entry.seq, reason: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  return { doc, conflicts, bad };
+}
+
+/**
+ * Opens a user's local database: loads the base and the pending outbox from IndexedDB, creates the
+ * declared tables and fields that are missing, and returns the database. Corrupted or foreign records
+ * are quarantined and listed in `db.startupErrors` (the database opens anyway). Rejects with
+ * {@link StorageError} when IndexedDB cannot be opened.
+ *
+ * @example
+ * ```ts
+ * const schema = defineSchema({ projects: { fields: { id: z.string(), title: z.string() }, primaryKey: ['id'] } });
+ * const db = await createUserDb({ userId: session.user.id, schema });
+ * ```
+ */
+export function createUserDb<S extends SchemaDefinition = SchemaDefinition>(
+  options: CreateUserDbOptions<S>,
+): Promise<UserDb<S>> {
+  return UserDb.open(options);
+}
+
+/**
+ * Deletes a user's local data (base, pending outbox, quarantine). Close that user's open databases
+ * first (an open one would block the deletion until it closes); edits not yet synced are lost.
+ *
+ * @example
+ * ```ts
+ * await db.close();
+ * await clearLocal(userId);
+ * ```
+ */
+export function clearLocal(userId: string, options: ClearLocalOptions = {}): Promise<void> {
+  return deleteLocalDatabase({ userId, indexedDB: options.indexedDB, IDBKeyRange: options.IDBKeyRange });
+}

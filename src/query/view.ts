@@ -1,0 +1,398 @@
+/**
+ * The in-memory keyed view of the document: one `Map` of rows per table, so that a one-row change
+ * costs O(1) whatever the table's size (the keyed form's plain objects would have to be copied).
+ *
+ * Rows are deeply frozen; a changed row is a new object and every other row keeps its identity.
+ *
+ * - {@link View}: the committed state, the one live queries read.
+ * - {@link Overlay}: a transaction's pending changes on top of a View (what reads inside the
+ *   transaction see); discarded on rollback, never visible to subscribers.
+ *
+ * Both apply keyed ops with exactly the semantics of the document module's `applyKeyed` (strict):
+ * each op is applied by `applyKeyed` to a tiny document holding only the row (or table) it names.
+ */
+import {
+  applyKeyed,
+  jsonEqual,
+  type KeyedDoc,
+  type KeyedTable,
+  type PatchOp,
+  parseKeyedPath,
+  type Row,
+  sameSchema,
+  type TableSchema,
+} from '../doc/index.js';
+import { deepFreeze } from './freeze.js';
+
+/** Read access to a keyed document (the committed view, or a transaction's overlay on it). */
+export interface ReadLayer {
+  /** Names of the existing tables. */
+  tableNames(): string[];
+  /** The schema of `table`, or `undefined` when there is no such table. */
+  schemaOf(table: string): TableSchema | undefined;
+  /** The row of `table` with row key `key`. */
+  getRow(table: string, key: string): Row | undefined;
+  /** Every row of `table` (none when there is no such table). */
+  rows(table: string): Iterable<Row>;
+  /** `[rowKey, row]` pairs of `table`. */
+  entries(table: string): Iterable<[string, Row]>;
+  /** The number of rows of `table`. */
+  size(table: string): number;
+}
+
+/** A layer keyed ops can be applied to. */
+interface WriteLayer extends ReadLayer {
+  setRow(table: string, key: string, row: Row | undefined): void;
+  setTable(table: string, value: KeyedTable | undefined): void;
+}
+
+function single<T>(key: string, value: T): Record<string, T> {
+  return Object.fromEntries([[key, value]]) as Record<string, T>;
+}
+
+function own<T>(obj: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+function keyedTableOf(layer: ReadLayer, table: string, schema: TableSchema): KeyedTable {
+  const rows: Record<string, Row> = {};
+  for (const [key, row] of layer.entries(table)) {
+    Object.defineProperty(rows, key, { value: row, writable: true, enumerable: true, configurable: true });
+  }
+  return { schema, rows };
+}
+
+/**
+ * Applies one keyed op to `layer`, strictly (throws the document module's errors: `bad_patch`
+ * `UserDbError`, `SchemaError`). Returns true when the layer changed.
+ */
+function applyOp(layer: WriteLayer, op: PatchOp): boolean {
+  const path = parseKeyedPath(op.path);
+  const table = path.table;
+  const schema = layer.schemaOf(table);
+  if ((path.target === 'row' || path.target === 'cell') && schema !== undefined) {
+    const key = path.row as string;
+    const existing = layer.getRow(table, key);
+    const mini: KeyedDoc = {
+      version: 1,
+      tables: single(table, { schema, rows: existing === undefined ? {} : single(key, existing) }),
+    };
+    const out = applyKeyed(mini, [op]);
+    if (out === mini) return false;
+    const next = own((own(out.tables, table) as KeyedTable).rows, key);
+    if (next === existing) return false;
+    layer.setRow(table, key, next === undefined ? undefined : deepFreeze(next));
+    return true;
+  }
+  const mini: KeyedDoc = {
+    version: 1,
+    tables: schema === undefined ? {} : single(table, keyedTableOf(layer, table, schema)),
+  };
+  const out = applyKeyed(mini, [op]);
+  if (out === mini) return false;
+  const next = own(out.tables, table);
+  if (next !== undefined) for (const key of Object.keys(next.rows)) deepFreeze(next.rows[key] as Row);
+  layer.setTable(table, next);
+  return true;
+}
+
+interface ViewTable {
+  schema: TableSchema;
+  rows: Map<string, Row>;
+}
+
+/**
+ * The committed in-memory document.
+ *
+ * @example
+ * ```ts
+ * const view = View.fromKeyed(toKeyed(base));
+ * view.apply([{ op: 'remove', path: '/tables/projects/rows/p_1' }]); // Set { 'projects' }
+ * ```
+ */
+export class View implements ReadLayer {
+  private tables = new Map<string, ViewTable>();
+
+  /** A view holding `doc` (its rows are frozen in place). */
+  static fromKeyed(doc: KeyedDoc): View {
+    const view = new View();
+    view.replaceAll(doc);
+    return view;
+  }
+
+  tableNames(): string[] {
+    return [...this.tables.keys()];
+  }
+
+  schemaOf(table: string): TableSchema | undefined {
+    return this.tables.get(table)?.schema;
+  }
+
+  getRow(table: string, key: string): Row | undefined {
+    return this.tables.get(table)?.rows.get(key);
+  }
+
+  rows(table: string): Iterable<Row> {
+    return this.tables.get(table)?.rows.values() ?? [];
+  }
+
+  /** `[rowKey, row]` pairs of `table`. */
+  entries(table: string): Iterable<[string, Row]> {
+    return this.tables.get(table)?.rows.entries() ?? [];
+  }
+
+  size(table: string): number {
+    return this.tables.get(table)?.rows.size ?? 0;
+  }
+
+  /** @internal */
+  setRow(table: string, key: string, row: Row | undefined): void {
+    const t = this.tables.get(table);
+    if (t === undefined) return;
+    if (row === undefined) t.rows.delete(key);
+    else t.rows.set(key, row);
+  }
+
+  /** @internal */
+  setTable(table: string, value: KeyedTable | undefined): void {
+    if (value === undefined) {
+      this.tables.delete(table);
+      return;
+    }
+    this.tables.set(table, { schema: value.schema, rows: new Map(Object.entries(value.rows)) });
+  }
+
+  /**
+   * Applies keyed ops in order (strict; they must have been validated, e.g. on an {@link Overlay}).
+   * Returns the names of the tables that changed.
+   */
+  apply(ops: readonly PatchOp[]): Set<string> {
+    const changed = new Set<string>();
+    for (const op of ops) {
+      if (applyOp(this, op)) changed.add(parseKeyedPath(op.path).table);
+    }
+    return changed;
+  }
+
+  /**
+   * Replaces the whole content by `doc`, keeping the object identity of every row (and table) whose
+   * content did not change. Returns the names of the tables that changed. O(size of the document).
+   */
+  replaceAll(doc: KeyedDoc): Set<string> {
+    const changed = new Set<string>();
+    const next = new Map<string, ViewTable>();
+    for (const name of Object.keys(doc.tables)) {
+      const incoming = doc.tables[name] as KeyedTable;
+      const old = this.tables.get(name);
+      const keys = Object.keys(incoming.rows);
+      if (old === undefined || !sameSchema(old.schema, incoming.schema)) {
+        const rows = new Map<string, Row>();
+        for (const key of keys) rows.set(key, deepFreeze(incoming.rows[key] as Row));
+        next.set(name, { schema: incoming.schema, rows });
+        changed.add(name);
+        continue;
+      }
+      let same = old.rows.size === keys.length;
+      const rows = new Map<string, Row>();
+      for (const key of keys) {
+        const row = incoming.rows[key] as Row;
+        const prev = old.rows.get(key);
+        if (prev !== undefined && (prev === row || jsonEqual(prev, row))) {
+          rows.set(key, prev);
+        } else {
+          rows.set(key, deepFreeze(row));
+          same = false;
+        }
+      }
+      if (same) {
+        next.set(name, old);
+      } else {
+        next.set(name, { schema: old.schema, rows });
+        changed.add(name);
+      }
+    }
+    for (const name of this.tables.keys()) if (!next.has(name)) changed.add(name);
+    this.tables = next;
+    return changed;
+  }
+
+  /** The keyed form of the whole view (rows shared, not copied). */
+  toKeyed(): KeyedDoc {
+    return layerToKeyed(this);
+  }
+}
+
+type Undo =
+  | { kind: 'table'; table: string; prev: OverlayTable | null | undefined }
+  | { kind: 'row'; table: string; key: string; createdTable: boolean; prev: Row | null | undefined };
+
+interface OverlayTable {
+  schema: TableSchema;
+  /** true: `rows` is the whole table; false: `rows` holds changes over the base (`null` = deleted). */
+  full: boolean;
+  rows: Map<string, Row | null>;
+}
+
+/**
+ * A transaction's pending changes over a {@link View}. Reads see base + changes; the base is never
+ * touched. Row changes cost O(1); schema changes copy the table once.
+ *
+ * @example
+ * ```ts
+ * const tx = new Overlay(view);
+ * tx.apply({ op: 'add', path: '/tables/projects/rows/p_2', value: row });
+ * tx.getRow('projects', 'p_2'); // row (the view is unchanged)
+ * ```
+ */
+export class Overlay implements ReadLayer {
+  private readonly tables = new Map<string, OverlayTable | null>();
+  private readonly journal: Undo[] = [];
+
+  constructor(readonly base: View) {}
+
+  /** A savepoint for {@link rollback}. */
+  mark(): number {
+    return this.journal.length;
+  }
+
+  /** Undoes every change made since `mark` was taken. */
+  rollback(mark: number): void {
+    while (this.journal.length > mark) {
+      const u = this.journal.pop() as Undo;
+      if (u.kind === 'table') {
+        if (u.prev === undefined) this.tables.delete(u.table);
+        else this.tables.set(u.table, u.prev);
+        continue;
+      }
+      if (u.createdTable) {
+        this.tables.delete(u.table);
+        continue;
+      }
+      const t = this.tables.get(u.table);
+      if (t === undefined || t === null) continue;
+      if (u.prev === undefined) t.rows.delete(u.key);
+      else t.rows.set(u.key, u.prev);
+    }
+  }
+
+  /** Applies one keyed op strictly (throws the document module's errors, leaving the overlay unchanged). */
+  apply(op: PatchOp): void {
+    applyOp(this, op);
+  }
+
+  tableNames(): string[] {
+    const names = this.base.tableNames().filter((n) => this.tables.get(n) !== null);
+    for (const [name, t] of this.tables)
+      if (t !== null && this.base.schemaOf(name) === undefined) names.push(name);
+    return names;
+  }
+
+  schemaOf(table: string): TableSchema | undefined {
+    const t = this.tables.get(table);
+    if (t === null) return undefined;
+    return t === undefined ? this.base.schemaOf(table) : t.schema;
+  }
+
+  getRow(table: string, key: string): Row | undefined {
+    const t = this.tables.get(table);
+    if (t === null) return undefined;
+    if (t === undefined) return this.base.getRow(table, key);
+    const row = t.rows.get(key);
+    if (row !== undefined) return row ?? undefined;
+    return t.full ? undefined : this.base.getRow(table, key);
+  }
+
+  *entries(table: string): Iterable<[string, Row]> {
+    const t = this.tables.get(table);
+    if (t === null) return;
+    if (t === undefined) {
+      yield* this.base.entries(table);
+      return;
+    }
+    if (!t.full) {
+      for (const [key, row] of this.base.entries(table)) {
+        const change = t.rows.get(key);
+        if (change === undefined) yield [key, row];
+        else if (change !== null) yield [key, change];
+      }
+    }
+    for (const [key, row] of t.rows) {
+      if (row !== null && (t.full || this.base.getRow(table, key) === undefined)) yield [key, row];
+    }
+  }
+
+  *rows(table: string): Iterable<Row> {
+    for (const [, row] of this.entries(table)) yield row;
+  }
+
+  size(table: string): number {
+    const t = this.tables.get(table);
+    if (t === null) return 0;
+    if (t === undefined) return this.base.size(table);
+    if (t.full) return t.rows.size;
+    let n = this.base.size(table);
+    for (const [key, row] of t.rows) {
+      const inBase = this.base.getRow(table, key) !== undefined;
+      if (row === null && inBase) n--;
+      else if (row !== null && !inBase) n++;
+    }
+    return n;
+  }
+
+  /** @internal */
+  setRow(table: string, key: string, row: Row | undefined): void {
+    let t = this.tables.get(table);
+    if (t === null) return;
+    let createdTable = false;
+    if (t === undefined) {
+      const schema = this.base.schemaOf(table);
+      if (schema === undefined) return;
+      t = { schema, full: false, rows: new Map() };
+      this.tables.set(table, t);
+      createdTable = true;
+    }
+    this.journal.push({ kind: 'row', table, key, createdTable, prev: t.rows.get(key) });
+    if (t.full) {
+      if (row === undefined) t.rows.delete(key);
+      else t.rows.set(key, row);
+    } else {
+      t.rows.set(key, row ?? null);
+    }
+  }
+
+  /** @internal */
+  setTable(table: string, value: KeyedTable | undefined): void {
+    this.journal.push({ kind: 'table', table, prev: this.tables.get(table) });
+    if (value === undefined) {
+      this.tables.set(table, null);
+      return;
+    }
+    this.tables.set(table, { schema: value.schema, full: true, rows: new Map(Object.entries(value.rows)) });
+  }
+
+  /** The keyed form of base + changes (rows shared, not copied). */
+  toKeyed(): KeyedDoc {
+    return layerToKeyed(this);
+  }
+}
+
+/** The keyed form of a layer. */
+export function layerToKeyed(layer: ReadLayer): KeyedDoc {
+  const tables: Record<string, KeyedTable> = {};
+  for (const name of layer.tableNames()) {
+    const schema = layer.schemaOf(name) as TableSchema;
+    Object.defineProperty(tables, name, {
+      value: keyedTableOf(layer, name, schema),
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  }
+  return { version: 1, tables };
+}
+
+/** The keyed form of one table of a layer, or `undefined`. */
+export function tableOf(layer: ReadLayer, table: string): KeyedTable | undefined {
+  const schema = layer.schemaOf(table);
+  return schema === undefined ? undefined : keyedTableOf(layer, table, schema);
+}

@@ -1,0 +1,26 @@
+/**
+ * The durable local store (IndexedDB through Dexie): base document, outbox, quarantine.
+ * Internal to userdb; the public entry point exposes only `clearLocal`.
+ */
+export { isQuotaExceeded, toStorageError } from './errors.js';
+export {
+  type AppendResult,
+  databaseName,
+  deleteLocalDatabase,
+  entryBytes,
+  LocalStore,
+  type LocalStoreOptions,
+  type OutboxTail,
+  type StoreChange,
+  type StoreSnapshot,
+} from './local-store.js';
+export {
+  type BaseRecord,
+  type BaseVersionRecord,
+  type ClientRecord,
+  EMPTY_DOC,
+  type OutboxEntry,
+  outboxEntrySchema,
+  patchOpSchema,
+  type QuarantineRecord,
+} from './records.js';

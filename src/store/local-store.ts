@@ -1,0 +1,566 @@
+/**
+ * The durable local store: one Dexie (IndexedDB) database per user, named `userdb:<userId>`.
+ *
+ * Tables:
+ * - `meta` (out-of-line keys): `base` → {@link BaseRecord} (last server-confirmed document and token),
+ *   `baseVersion` → {@link BaseVersionRecord}, `client` → {@link ClientRecord}.
+ * - `outbox` (`++seq`): one {@link OutboxEntry} per committed write or transaction, append-only.
+ * - `quarantine` (`++id`): records that failed validation when read back ({@link QuarantineRecord}).
+ *
+ * A write appends one outbox row; the base is rewritten only by {@link LocalStore.commitPush} and
+ * {@link LocalStore.replaceBase} (the sync engine). This is the only module of userdb that imports Dexie.
+ */
+import { Dexie, type Table as DexieTable } from 'dexie';
+import type { CompactDoc, PatchOp } from '../doc/index.js';
+import { parseCompactDoc } from '../doc/index.js';
+import { StorageError } from '../errors.js';
+import { toStorageError } from './errors.js';
+import {
+  type BaseRecord,
+  type BaseVersionRecord,
+  baseRecordShape,
+  type ClientRecord,
+  clientRecordSchema,
+  describeIssues,
+  EMPTY_DOC,
+  META_BASE,
+  META_BASE_VERSION,
+  META_CLIENT,
+  type OutboxEntry,
+  outboxEntrySchema,
+  type QuarantineRecord,
+} from './records.js';
+
+/** Where the local store lives. `indexedDB`/`IDBKeyRange` default to the browser's globals. */
+export interface LocalStoreOptions {
+  userId: string;
+  indexedDB?: IDBFactory | undefined;
+  IDBKeyRange?: typeof IDBKeyRange | undefined;
+}
+
+/** What {@link LocalStore.load} found: the base, the pending outbox, and the records it quarantined. */
+export interface StoreSnapshot {
+  base: BaseRecord;
+  entries: OutboxEntry[];
+  problems: StorageError[];
+}
+
+/** Which parts of the store changed (in this instance or another one on the same IndexedDB). */
+export interface StoreChange {
+  /** `meta` changed: possibly a new base (compare {@link BaseVersionRecord.generation}). */
+  meta: boolean;
+  /** `outbox` changed: entries appended or deleted. */
+  outbox: boolean;
+}
+
+/** The result of {@link LocalStore.append}. */
+export interface AppendResult {
+  /** The new entry's seq. */
+  seq: number;
+  /** The highest seq in the outbox just before the append (0 when it was empty). */
+  previousSeq: number;
+  /** The base generation at the time of the append. */
+  generation: number;
+}
+
+/** Entries appended after a given seq, and the base generation they apply to. */
+export interface OutboxTail {
+  generation: number;
+  entries: OutboxEntry[];
+}
+
+interface MetaValue {
+  [key: string]: unknown;
+}
+
+type Meta = DexieTable<MetaValue, string>;
+type Outbox = DexieTable<OutboxEntry, number, Omit<OutboxEntry, 'seq'>>;
+type Quarantine = DexieTable<QuarantineRecord, number>;
+
+/** The IndexedDB database name of a user's local data. */
+export function databaseName(userId: string): string {
+  return `userdb:${userId}`;
+}
+
+function createDexie(options: LocalStoreOptions): Dexie {
+  const dexieOptions: ConstructorParameters<typeof Dexie>[1] = { cache: 'disabled' };
+  if (options.indexedDB !== undefined) dexieOptions.indexedDB = options.indexedDB;
+  if (options.IDBKeyRange !== undefined) dexieOptions.IDBKeyRange = options.IDBKeyRange;
+  const db = new Dexie(databaseName(options.userId), dexieOptions);
+  db.version(1).stores({ meta: '', outbox: '++seq', quarantine: '++id' });
+  return db;
+}
+
+function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** Size in UTF-8 bytes of an entry's ops as JSON (what a push sends). */
+export function entryBytes(entry: OutboxEntry): number {
+  return utf8Length(JSON.stringify(entry.ops));
+}
+
+/**
+ * The local store of one user. Created with {@link LocalStore.open}; used by the database (writes,
+ * reloads) and by the sync engine (read the outbox, store a pushed or pulled base).
+ *
+ * @example
+ * ```ts
+ * const store = await LocalStore.open({ userId: 'u1', indexedDB });
+ * const { base, entries } = await store.load();
+ * await store.append([{ op: 'remove', path: '/tables/projects' }]);
+ * store.close();
+ * ```
+ */
+export class LocalStore {
+  readonly userId: string;
+  readonly name: string;
+  private readonly db: Dexie;
+  private readonly meta: Meta;
+  private readonly outbox: Outbox;
+  private readonly quarantine: Quarantine;
+  private readonly listeners = new Set<(change: StoreChange) => void>();
+  private clientIdValue = '';
+  private closed = false;
+
+  private constructor(db: Dexie, userId: string) {
+    this.db = db;
+    this.userId = userId;
+    this.name = db.name;
+    this.meta = db.table('meta');
+    this.outbox = db.table('outbox');
+    this.quarantine = db.table('quarantine');
+  }
+
+  /**
+   * Opens (creating if needed) the user's database and makes sure the device has a client id.
+   * Throws {@link StorageError} when IndexedDB cannot be opened.
+   *
+   * @example
+   * ```ts
+   * const store = await LocalStore.open({ userId: session.user.id });
+   * ```
+   */
+  static async open(options: LocalStoreOptions): Promise<LocalStore> {
+    const db = createDexie(options);
+    try {
+      await db.open();
+    } catch (e) {
+      db.close();
+      throw toStorageError(`opening the local database "${db.name}"`, e);
+    }
+    const store = new LocalStore(db, options.userId);
+    Dexie.on('storagemutated', store.onStorageMutated);
+    return store;
+  }
+
+  /** This device's random, persisted client id (stable across reloads; shared by tabs). */
+  get clientId(): string {
+    return this.clientIdValue;
+  }
+
+  /**
+   * Reads the base and the whole outbox in one IndexedDB transaction, validating every record.
+   * Invalid records are moved to the `quarantine` table (a bad base is replaced by the empty document
+   * with a null token, so the next pull restores it) and reported in `problems`; the rest is returned.
+   *
+   * @example
+   * ```ts
+   * const { base, entries, problems } = await store.load();
+   * ```
+   */
+  async load(): Promise<StoreSnapshot> {
+    this.assertOpen();
+    const problems: StorageError[] = [];
+    const now = new Date().toISOString();
+    try {
+      return await this.db.transaction('rw', this.meta, this.outbox, this.quarantine, async () => {
+        const putAside = async (
+          source: QuarantineRecord['source'],
+          key: string,
+          record: unknown,
+          reason: string,
+        ) => {
+          await this.quarantine.add({ source, key, record, reason, quarantinedAt: now });
+        };
+        const versionRaw = await this.meta.get(META_BASE_VERSION);
+        const lastGeneration =
+          typeof versionRaw?.generation === 'number' && Number.isSafeInteger(versionRaw.generation)
+            ? versionRaw.generation
+            : 0;
+        let base: BaseRecord = { doc: EMPTY_DOC, updatedAt: null, generation: lastGeneration };
+        const baseRaw = await this.meta.get(META_BASE);
+        if (baseRaw !== undefined) {
+          const reason = baseIssue(baseRaw);
+          if (typeof reason === 'string') {
+            await putAside('meta', META_BASE, baseRaw, reason);
+            const generation = lastGeneration + 1;
+            await this.meta.delete(META_BASE);
+            await this.meta.put(
+              { generation, updatedAt: null } satisfies BaseVersionRecord,
+              META_BASE_VERSION,
+            );
+            base = { doc: EMPTY_DOC, updatedAt: null, generation };
+            problems.push(
+              new StorageError(
+                `the stored base document is invalid (${reason}); it was moved to the quarantine and ` +
+                  'userdb continues from an empty base until the next pull',
+              ),
+            );
+          } else {
+            base = reason;
+          }
+        }
+        const clientRaw = await this.meta.get(META_CLIENT);
+        const client = clientRecordSchema.safeParse(clientRaw);
+        if (client.success) {
+          this.clientIdValue = client.data.clientId;
+        } else {
+          if (clientRaw !== undefined) {
+            await putAside('meta', META_CLIENT, clientRaw, describeIssues(client.error));
+            problems.push(
+              new StorageError('the stored client record is invalid; it was quarantined and replaced'),
+            );
+          }
+          const fresh: ClientRecord = { clientId: crypto.randomUUID(), nextBatchSeq: 1 };
+          await this.meta.put({ ...fresh }, META_CLIENT);
+          this.clientIdValue = fresh.clientId;
+        }
+        const entries: OutboxEntry[] = [];
+        const rawEntries: unknown[] = await this.outbox.toArray();
+        const rawKeys = await this.outbox.toCollection().primaryKeys();
+        for (let i = 0; i < rawEntries.length; i++) {
+          const raw = rawEntries[i];
+          const key = rawKeys[i] as number;
+          const parsed = outboxEntrySchema.safeParse(raw);
+          if (parsed.success) {
+            entries.push(parsed.data);
+            continue;
+          }
+          const reason = describeIssues(parsed.error);
+          await putAside('outbox', String(key), raw, reason);
+          await this.outbox.delete(key);
+          problems.push(
+            new StorageError(`outbox entry ${key} is invalid (${reason}); it was moved to the quarantine`),
+          );
+        }
+        return { base, entries, problems };
+      });
+    } catch (e) {
+      throw toStorageError('reading the local database', e);
+    }
+  }
+
+  /**
+   * The outbox entries with a seq above `seq` and the current base generation, read in one
+   * transaction; `undefined` when one of them fails validation (then call {@link load}).
+   */
+  async readSince(seq: number): Promise<OutboxTail | undefined> {
+    this.assertOpen();
+    try {
+      return await this.db.transaction('r', this.meta, this.outbox, async () => {
+        const version = await this.meta.get(META_BASE_VERSION);
+        const raw: unknown[] = await this.outbox.where(':id').above(seq).toArray();
+        const entries: OutboxEntry[] = [];
+        for (const r of raw) {
+          const parsed = outboxEntrySchema.safeParse(r);
+          if (!parsed.success) return undefined;
+          entries.push(parsed.data);
+        }
+        return { generation: generationOf(version), entries };
+      });
+    } catch (e) {
+      throw toStorageError('reading the outbox', e);
+    }
+  }
+
+  /**
+   * Appends one outbox entry in its own IndexedDB transaction and resolves once it has committed.
+   * Cost: one small read and one insert, independent of the document's size.
+   * Throws {@link StorageError} (e.g. quota exceeded): then nothing was written.
+   *
+   * @example
+   * ```ts
+   * const { seq } = await store.append([{ op: 'remove', path: '/tables/projects/rows/p_1' }]);
+   * ```
+   */
+  async append(ops: PatchOp[]): Promise<AppendResult> {
+    this.assertOpen();
+    try {
+      return await this.db.transaction('rw', this.meta, this.outbox, async () => {
+        const previous = await this.outbox.orderBy(':id').lastKey();
+        const version = await this.meta.get(META_BASE_VERSION);
+        const seq = await this.outbox.add({ ops, createdAt: new Date().toISOString() });
+        return {
+          seq,
+          previousSeq: typeof previous === 'number' ? previous : 0,
+          generation: generationOf(version),
+        };
+      });
+    } catch (e) {
+      throw toStorageError('saving the change to the local outbox', e);
+    }
+  }
+
+  /**
+   * Outbox entries in commit order, starting after `afterSeq` (default: from the first), stopping
+   * before the total size of their ops would exceed `maxBytes` (UTF-8 JSON; the first entry is always
+   * included so an oversized entry is still seen).
+   *
+   * @example
+   * ```ts
+   * const batch = await store.readOutbox({ maxBytes: 512 * 1024 });
+   * ```
+   */
+  async readOutbox(options: { afterSeq?: number; maxBytes?: number } = {}): Promise<OutboxEntry[]> {
+    this.assertOpen();
+    const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    const out: OutboxEntry[] = [];
+    const cursor = options.afterSeq ?? 0;
+    let total = 0;
+    for (;;) {
+      const tail = await this.readSince(cursor);
+      if (tail === undefined) {
+        await this.load();
+        continue;
+      }
+      for (const entry of tail.entries) {
+        const size = entryBytes(entry);
+        if (out.length > 0 && total + size > maxBytes) return out;
+        total += size;
+        out.push(entry);
+      }
+      return out;
+    }
+  }
+
+  /** The current base (validated; an invalid one is quarantined via {@link load}). */
+  async readBase(): Promise<BaseRecord> {
+    return (await this.load()).base;
+  }
+
+  /**
+   * After a successful push: stores the new base and its token and deletes the pushed entries
+   * (`seq <= upToSeq`) in one IndexedDB transaction; optionally stores the next batch sequence too.
+   *
+   * @example
+   * ```ts
+   * await store.commitPush({ newBase, updatedAt: res.updated_at, upToSeq: batch.at(-1)!.seq, nextBatchSeq: n + 1 });
+   * ```
+   */
+  async commitPush(args: {
+    newBase: CompactDoc;
+    updatedAt: string;
+    upToSeq: number;
+    nextBatchSeq?: number;
+  }): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.db.transaction('rw', this.meta, this.outbox, async () => {
+        await this.writeBase(args.newBase, args.updatedAt);
+        await this.outbox.where(':id').belowOrEqual(args.upToSeq).delete();
+        if (args.nextBatchSeq !== undefined) await this.writeNextBatchSeq(args.nextBatchSeq);
+      });
+    } catch (e) {
+      throw toStorageError('storing the pushed document', e);
+    }
+  }
+
+  /**
+   * After a pull: stores a new base and its token (the outbox is kept; it is replayed on top).
+   *
+   * @example
+   * ```ts
+   * await store.replaceBase(pulled.doc, pulled.updated_at);
+   * ```
+   */
+  async replaceBase(doc: CompactDoc, updatedAt: string | null): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.db.transaction('rw', this.meta, async () => {
+        await this.writeBase(doc, updatedAt);
+      });
+    } catch (e) {
+      throw toStorageError('storing the pulled document', e);
+    }
+  }
+
+  /**
+   * Moves outbox entries that cannot be replayed (malformed keyed ops) to the quarantine.
+   *
+   * @example
+   * ```ts
+   * await store.quarantineEntries([{ seq: 7, reason: 'not a keyed userdb path' }]);
+   * ```
+   */
+  async quarantineEntries(items: readonly { seq: number; reason: string }[]): Promise<void> {
+    this.assertOpen();
+    if (items.length === 0) return;
+    const now = new Date().toISOString();
+    try {
+      await this.db.transaction('rw', this.outbox, this.quarantine, async () => {
+        for (const { seq, reason } of items) {
+          const record: unknown = await this.outbox.get(seq);
+          if (record === undefined) continue;
+          await this.quarantine.add({
+            source: 'outbox',
+            key: String(seq),
+            record,
+            reason,
+            quarantinedAt: now,
+          });
+          await this.outbox.delete(seq);
+        }
+      });
+    } catch (e) {
+      throw toStorageError('moving outbox entries to the quarantine', e);
+    }
+  }
+
+  /** The base generation currently stored (cheap: reads a tiny record). */
+  async readGeneration(): Promise<number> {
+    this.assertOpen();
+    try {
+      return generationOf(await this.meta.get(META_BASE_VERSION));
+    } catch (e) {
+      throw toStorageError('reading the local database', e);
+    }
+  }
+
+  /** The persisted next batch sequence number of this device (starts at 1). */
+  async getNextBatchSeq(): Promise<number> {
+    this.assertOpen();
+    try {
+      const parsed = clientRecordSchema.safeParse(await this.meta.get(META_CLIENT));
+      return parsed.success ? parsed.data.nextBatchSeq : 1;
+    } catch (e) {
+      throw toStorageError('reading the local database', e);
+    }
+  }
+
+  /** Persists the next batch sequence number of this device. */
+  async setNextBatchSeq(next: number): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.db.transaction('rw', this.meta, () => this.writeNextBatchSeq(next));
+    } catch (e) {
+      throw toStorageError('storing the batch sequence', e);
+    }
+  }
+
+  /** The quarantined records, oldest first (for diagnostics and recovery tools). */
+  async readQuarantine(): Promise<QuarantineRecord[]> {
+    this.assertOpen();
+    try {
+      return await this.quarantine.toArray();
+    } catch (e) {
+      throw toStorageError('reading the quarantine', e);
+    }
+  }
+
+  /**
+   * Calls `listener` after any committed change of `meta` or `outbox`, by this instance or by another
+   * one on the same IndexedDB (another tab: through Dexie's `storagemutated` / BroadcastChannel).
+   * Returns the unsubscribe function.
+   *
+   * @example
+   * ```ts
+   * const off = store.onChange((c) => { if (c.outbox) schedulePush(); });
+   * ```
+   */
+  onChange(listener: (change: StoreChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Closes the database and stops listening for changes. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    Dexie.on.storagemutated.unsubscribe(this.onStorageMutated);
+    this.listeners.clear();
+    this.db.close();
+  }
+
+  private readonly onStorageMutated = (parts: Record<string, unknown>): void => {
+    if (this.closed) return;
+    const prefix = `idb://${this.name}/`;
+    let meta = false;
+    let outbox = false;
+    for (const part of Object.keys(parts)) {
+      if (part === 'all') {
+        meta = true;
+        outbox = true;
+      } else if (part.startsWith(prefix)) {
+        const table = part.slice(prefix.length).split('/', 1)[0];
+        if (table === 'meta') meta = true;
+        else if (table === 'outbox') outbox = true;
+      }
+    }
+    if (!meta && !outbox) return;
+    for (const listener of [...this.listeners]) listener({ meta, outbox });
+  };
+
+  private async writeBase(doc: CompactDoc, updatedAt: string | null): Promise<void> {
+    const generation = generationOf(await this.meta.get(META_BASE_VERSION)) + 1;
+    await this.meta.put({ doc, updatedAt, generation } satisfies BaseRecord, META_BASE);
+    await this.meta.put({ generation, updatedAt } satisfies BaseVersionRecord, META_BASE_VERSION);
+  }
+
+  private async writeNextBatchSeq(next: number): Promise<void> {
+    const parsed = clientRecordSchema.safeParse(await this.meta.get(META_CLIENT));
+    const clientId = parsed.success ? parsed.data.clientId : this.clientIdValue;
+    await this.meta.put({ clientId, nextBatchSeq: next } satisfies ClientRecord, META_CLIENT);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StorageError(`the local database "${this.name}" is closed`);
+  }
+}
+
+function generationOf(version: MetaValue | undefined): number {
+  const g = version?.generation;
+  return typeof g === 'number' && Number.isSafeInteger(g) ? g : 0;
+}
+
+/** Returns the validated base record, or why it is invalid. */
+function baseIssue(raw: unknown): BaseRecord | string {
+  const shape = baseRecordShape.safeParse(raw);
+  if (!shape.success) return `not a userdb base record: ${describeIssues(shape.error)}`;
+  try {
+    const doc = parseCompactDoc(shape.data.doc);
+    return { doc, updatedAt: shape.data.updatedAt, generation: shape.data.generation };
+  } catch (e) {
+    return `not a valid userdb document: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+
+/**
+ * Deletes a user's local database (base, outbox, quarantine). Close every open database of that user
+ * first: an open connection blocks the deletion until it closes.
+ *
+ * @example
+ * ```ts
+ * await deleteLocalDatabase('u1');
+ * ```
+ */
+export async function deleteLocalDatabase(options: LocalStoreOptions): Promise<void> {
+  const db = createDexie(options);
+  try {
+    await db.delete();
+  } catch (e) {
+    throw toStorageError(`deleting the local database "${databaseName(options.userId)}"`, e);
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The records userdb keeps in IndexedDB, and the zod schemas that check them when they are read back.
+ * Anything read from IndexedDB is untrusted (another library, an older version or a corrupted profile
+ * may have written it): it goes through these schemas, and what fails is moved to the quarantine.
+ */
+import { z } from 'zod';
+import type { CompactDoc, PatchOp } from '../doc/index.js';
+
+/** The empty document: the base of a user who has never synced. */
+export const EMPTY_DOC: CompactDoc = Object.freeze({ version: 1, tables: Object.freeze({}) }) as CompactDoc;
+
+/** The keys of the `meta` table. */
+export const META_BASE = 'base';
+/** Key of the small record that says which base is current (read on every change notification). */
+export const META_BASE_VERSION = 'baseVersion';
+/** Key of the device record (client id, next batch sequence). */
+export const META_CLIENT = 'client';
+
+/** The last server-confirmed document and its concurrency token, as stored under `meta/base`. */
+export interface BaseRecord {
+  doc: CompactDoc;
+  /** The server's `updated_at` for `doc`, as the exact string the server sent; `null` before the first sync. */
+  updatedAt: string | null;
+  /** Incremented on every base write; lets other instances notice a new base without reading it. */
+  generation: number;
+}
+
+/** `meta/baseVersion`: written with every base, read to detect base changes cheaply. */
+export interface BaseVersionRecord {
+  generation: number;
+  updatedAt: string | null;
+}
+
+/** `meta/client`: the device's identity for exactly-once pushes. */
+export interface ClientRecord {
+  clientId: string;
+  nextBatchSeq: number;
+}
+
+/** One outbox row: the keyed patch of one write or transaction. */
+export interface OutboxEntry {
+  /** Auto-incremented, strictly increasing: the order in which writes were committed. */
+  seq: number;
+  ops: PatchOp[];
+  /** ISO 8601 time of the local commit. */
+  createdAt: string;
+}
+
+/** A record that failed validation when read, kept aside instead of being lost. */
+export interface QuarantineRecord {
+  id?: number;
+  /** Where the record was found. */
+  source: 'meta' | 'outbox';
+  /** Its key there (`base`, `client`, or the outbox seq). */
+  key: string;
+  /** The record as it was found. */
+  record: unknown;
+  /** Why it was rejected. */
+  reason: string;
+  /** ISO 8601 time it was moved here. */
+  quarantinedAt: string;
+}
+
+const jsonValue = z.json();
+
+/** zod schema of a keyed patch op as stored in the outbox (shape only; semantics are checked on replay). */
+export const patchOpSchema: z.ZodType<PatchOp> = z.union([
+  z.object({ op: z.literal('add'), path: z.string(), value: jsonValue }).strict(),
+  z.object({ op: z.literal('replace'), path: z.string(), value: jsonValue }).strict(),
+  z.object({ op: z.literal('test'), path: z.string(), value: jsonValue }).strict(),
+  z.object({ op: z.literal('remove'), path: z.string() }).strict(),
+]) as z.ZodType<PatchOp>;
+
+/** zod schema of an outbox row. */
+export const outboxEntrySchema: z.ZodType<OutboxEntry> = z.object({
+  seq: z.number().int().positive(),
+  ops: z.array(patchOpSchema).min(1),
+  createdAt: z.string(),
+});
+
+/** zod schema of `meta/base` (the document itself is checked by `parseCompactDoc`). */
+export const baseRecordShape = z.object({
+  doc: z.unknown(),
+  updatedAt: z.string().nullable(),
+  generation: z.number().int().nonnegative(),
+});
+
+/** zod schema of `meta/client`. */
+export const clientRecordSchema: z.ZodType<ClientRecord> = z.object({
+  clientId: z.string().min(1),
+  nextBatchSeq: z.number().int().nonnegative(),
+});
+
+/** A short description of the first zod issue, for error messages. */
+export function describeIssues(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (issue === undefined) return 'malformed';
+  const path = issue.path.length > 0 ? ` at ${issue.path.map(String).join('.')}` : '';
+  return `${issue.message}${path}`;
+}
