@@ -121,3 +121,18 @@ export function jsonEqual(a: Json | undefined, b: Json | undefined): boolean {
   }
   return true;
 }
+
+/**
+ * The message of a userdb error without the "(table …, row …, field …)" suffix its constructor
+ * appends, so the error can be wrapped with the location given once.
+ */
+export function reasonOf(
+  e: Error & { table?: string | undefined; key?: string | undefined; field?: string | undefined },
+): string {
+  const where: string[] = [];
+  if (e.table !== undefined) where.push(`table "${e.table}"`);
+  if (e.key !== undefined) where.push(`row "${e.key}"`);
+  if (e.field !== undefined) where.push(`field "${e.field}"`);
+  const suffix = where.length > 0 ? ` (${where.join(', ')})` : '';
+  return suffix !== '' && e.message.endsWith(suffix) ? e.message.slice(0, -suffix.length) : e.message;
+}

@@ -17,7 +17,7 @@
  */
 import { SchemaError, UserDbError, ValidationError } from '../errors.js';
 import { isFieldType, valueIssue } from './fields.js';
-import { getOwn, hasOwn, isPlainObject, jsonEqual, setOwn } from './json.js';
+import { getOwn, hasOwn, isPlainObject, jsonEqual, reasonOf, setOwn } from './json.js';
 import { rowKey } from './keys.js';
 import { type KeyedPathInfo, parseKeyedPath } from './pointer.js';
 import type { FieldDef, Json, KeyedDoc, KeyedTable, PatchOp, Row, TableSchema } from './types.js';
@@ -125,7 +125,7 @@ export function checkRowValue(p: ParsedOp, schema: TableSchema): Row {
     row = normalizeRow(schema, value, { table, key });
   } catch (e) {
     if (e instanceof ValidationError)
-      throw badPatch(p.index, p.op, e.message, { table, key, field: e.field, cause: e });
+      throw badPatch(p.index, p.op, reasonOf(e), { table, key, field: e.field, cause: e });
     throw e;
   }
   const actual = rowKey(schema, row, table);
@@ -166,7 +166,7 @@ export function checkTableValue(p: ParsedOp): KeyedTable {
     schema = parseTableSchema(value.schema, table);
   } catch (e) {
     if (e instanceof SchemaError)
-      throw badPatch(p.index, p.op, e.message, { table, field: e.field, cause: e });
+      throw badPatch(p.index, p.op, reasonOf(e), { table, field: e.field, cause: e });
     throw e;
   }
   const rows: Record<string, Row> = {};
@@ -241,7 +241,7 @@ export function realignTable(name: string, table: KeyedTable, schema: TableSchem
       try {
         newKey = rowKey(schema, row, name);
       } catch (e) {
-        throw new SchemaError(`the new primary key is invalid for an existing row: ${(e as Error).message}`, {
+        throw new SchemaError(`the new primary key is invalid for an existing row: ${reasonOf(e as Error)}`, {
           table: name,
           key,
           cause: e,
@@ -277,7 +277,7 @@ export function applyParsedOp(draft: KeyedDraft, p: ParsedOp): void {
         schema = parseTableSchema((op as { value: Json }).value, name);
       } catch (e) {
         if (e instanceof SchemaError)
-          throw badPatch(index, op, e.message, { table: name, field: e.field, cause: e });
+          throw badPatch(index, op, reasonOf(e), { table: name, field: e.field, cause: e });
         throw e;
       }
       let next: KeyedTable;
@@ -285,7 +285,7 @@ export function applyParsedOp(draft: KeyedDraft, p: ParsedOp): void {
         next = realignTable(name, table, schema);
       } catch (e) {
         if (e instanceof SchemaError) {
-          throw new SchemaError(`op ${index} (${op.op} ${op.path}): ${e.message}`, {
+          throw new SchemaError(`op ${index} (${op.op} ${op.path}): ${reasonOf(e)}`, {
             table: name,
             key: e.key,
             field: e.field,

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { SchemaError, ValidationError } from '../errors.js';
 import { rowFromArray } from './convert.js';
 import { FIELD_TYPES, valueIssue } from './fields.js';
-import { hasOwn, isPlainObject, setOwn } from './json.js';
+import { hasOwn, isPlainObject, reasonOf, setOwn } from './json.js';
 import { PK_FIELD_TYPES, rowKey } from './keys.js';
 import type { CompactDoc, CompactTable, FieldDef, Json, Row, TableSchema } from './types.js';
 
@@ -199,7 +199,7 @@ function rowKeyAt(schema: TableSchema, row: Row, table: string, index: number): 
     return rowKey(schema, row, table);
   } catch (e) {
     if (e instanceof ValidationError) {
-      throw new ValidationError(`invalid row at index ${index}: ${e.message}`, {
+      throw new ValidationError(`invalid row at index ${index}: ${reasonOf(e)}`, {
         table,
         field: e.field,
         cause: e,
