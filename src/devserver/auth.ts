@@ -315,7 +315,7 @@ export class AuthService {
   async #refresh(body: Record<string, unknown>) {
     const token = typeof body.refresh_token === 'string' ? body.refresh_token : '';
     if (token === '') throw new AuthHttpError(400, 'validation_failed', 'Refresh Token is required');
-    return this.#o.db.transaction(async (tx) => {
+    const result = await this.#o.db.transaction(async (tx) => {
       const rows = await tx.query<{
         id: string;
         revoked: boolean;
@@ -347,9 +347,10 @@ export class AuthService {
             return this.#sessionResponse(tx, row.user_id, row.session_id, active[0].token, 'token_refresh');
           }
         }
-        // Reuse of a revoked token outside the reuse interval: revoke the whole session.
+        // Reuse of a revoked token outside the reuse interval: revoke the whole session
+        // (committed, then reported).
         await tx.query('delete from auth.sessions where id = $1', [row.session_id]);
-        throw new AuthHttpError(400, 'refresh_token_already_used', 'Invalid Refresh Token: Already Used');
+        return new AuthHttpError(400, 'refresh_token_already_used', 'Invalid Refresh Token: Already Used');
       }
       await tx.query('update auth.refresh_tokens set revoked = true, updated_at = now() where id = $1', [
         row.id,
@@ -365,6 +366,8 @@ export class AuthService {
       ]);
       return this.#sessionResponse(tx, row.user_id, row.session_id, next, 'token_refresh');
     });
+    if (result instanceof AuthHttpError) throw result;
+    return result;
   }
 
   async #issueSession(tx: Queryable, userId: string, method: string) {
