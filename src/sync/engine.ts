@@ -138,6 +138,8 @@ export class SyncEngine {
   #uncertain = false;
   #wantPush = false;
   #wantPull: PullRequest | null = null;
+  /** Obligations of a pull that failed permanently, merged into the next requested pull. */
+  #pullCarry: PullRequest | null = null;
   #baseToken: string | null = null;
   #pullWaiters: Waiter[] = [];
   #flushWaiters: FlushWaiter[] = [];
@@ -342,7 +344,8 @@ export class SyncEngine {
   }
 
   #requestPull(request: PullRequest): void {
-    const prev = this.#wantPull;
+    const prev = this.#wantPull ?? this.#pullCarry;
+    this.#pullCarry = null;
     if (prev === null) {
       this.#wantPull = { ...request };
       return;
@@ -474,6 +477,18 @@ export class SyncEngine {
   async #doPull(): Promise<void> {
     const request = this.#wantPull ?? {};
     this.#wantPull = null;
+    const known = this.#baseToken;
+    if (
+      request.snapshot !== undefined &&
+      request.init !== true &&
+      request.dropUpToSeq === undefined &&
+      known !== null &&
+      compareTokens(request.snapshot.updatedAt, known) <= 0
+    ) {
+      // a Realtime record we already have (typically the echo of our own push)
+      for (const w of this.#pullWaiters.splice(0)) w.resolve();
+      return;
+    }
     const waiters = this.#pullWaiters.splice(0);
     this.#dispatch({ type: 'start', activity: 'pulling' });
     try {
@@ -493,8 +508,11 @@ export class SyncEngine {
       void this.#checkFlushWaiters();
     } catch (e) {
       const err = asUserDbError(e);
-      // keep the obligations of the failed pull (its snapshot may be stale by the retry)
-      this.#requestPull({ init: request.init, dropUpToSeq: request.dropUpToSeq });
+      // keep the obligations of the failed pull (not its snapshot: it may be stale by then); after
+      // a transient failure the retry comes after the backoff, else with the next trigger
+      const carry = { init: request.init, dropUpToSeq: request.dropUpToSeq };
+      if (isTransient(err) || err instanceof ConflictError) this.#requestPull(carry);
+      else this.#pullCarry = carry;
       for (const w of waiters) w.reject(err);
       this.#fail(err, 'pull');
     }

@@ -1,0 +1,97 @@
+import type { CompactDoc, PatchOp } from '../../../src/doc/index.js';
+import type { RewrittenEntry, SyncBase, SyncOutboxEntry, SyncStore } from '../../../src/sync/ports.js';
+
+/** An in-memory SyncStore with the same atomicity (each method is one synchronous step). */
+export class MemoryStore implements SyncStore {
+  readonly clientId: string;
+  base: SyncBase = { doc: { version: 1, tables: {} }, updatedAt: null };
+  outbox: SyncOutboxEntry[] = [];
+  nextBatchSeq = 1;
+  #seq = 0;
+  readonly #listeners = new Set<(c: { meta: boolean; outbox: boolean }) => void>();
+
+  constructor(clientId = `client-${Math.random().toString(36).slice(2)}`) {
+    this.clientId = clientId;
+  }
+
+  append(ops: PatchOp[]): number {
+    this.#seq += 1;
+    this.outbox.push({ seq: this.#seq, ops: structuredClone(ops) });
+    this.#notify(false, true);
+    return this.#seq;
+  }
+
+  async readBase(): Promise<SyncBase> {
+    return structuredClone(this.base);
+  }
+
+  async readOutbox(options: { maxBytes?: number; upToSeq?: number }): Promise<SyncOutboxEntry[]> {
+    if (options.upToSeq !== undefined) {
+      const up = options.upToSeq;
+      return structuredClone(this.outbox.filter((e) => e.seq <= up));
+    }
+    const max = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    const out: SyncOutboxEntry[] = [];
+    let total = 0;
+    for (const e of this.outbox) {
+      const size = JSON.stringify(e.ops).length;
+      if (out.length > 0 && total + size > max) break;
+      total += size;
+      out.push(structuredClone(e));
+    }
+    return out;
+  }
+
+  async countOutbox(): Promise<number> {
+    return this.outbox.length;
+  }
+
+  async lastSeq(): Promise<number> {
+    return this.outbox[this.outbox.length - 1]?.seq ?? 0;
+  }
+
+  async firstSeq(): Promise<number> {
+    return this.outbox[0]?.seq ?? 0;
+  }
+
+  async getNextBatchSeq(): Promise<number> {
+    return this.nextBatchSeq;
+  }
+
+  async setNextBatchSeq(next: number): Promise<void> {
+    this.nextBatchSeq = next;
+    this.#notify(true, false);
+  }
+
+  async commitPush(args: { newBase: CompactDoc; updatedAt: string; upToSeq: number }): Promise<void> {
+    this.base = { doc: structuredClone(args.newBase), updatedAt: args.updatedAt };
+    this.outbox = this.outbox.filter((e) => e.seq > args.upToSeq);
+    this.#notify(true, true);
+  }
+
+  async rebase(
+    args: { doc: CompactDoc; updatedAt: string; dropUpToSeq?: number | undefined },
+    rewrite: (entries: SyncOutboxEntry[]) => RewrittenEntry[],
+  ): Promise<void> {
+    const drop = args.dropUpToSeq ?? 0;
+    const remaining = this.outbox.filter((e) => e.seq > drop);
+    const rewritten = rewrite(structuredClone(remaining));
+    const bySeq = new Map(rewritten.map((r) => [r.seq, r.ops]));
+    this.outbox = remaining
+      .map((e) => ({ seq: e.seq, ops: bySeq.get(e.seq) ?? e.ops }))
+      .filter((e) => e.ops.length > 0);
+    this.base = { doc: structuredClone(args.doc), updatedAt: args.updatedAt };
+    this.#notify(true, true);
+  }
+
+  onChange(listener: (c: { meta: boolean; outbox: boolean }) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #notify(meta: boolean, outbox: boolean): void {
+    queueMicrotask(() => {
+      for (const l of [...this.#listeners]) l({ meta, outbox });
+    });
+  }
+}
