@@ -385,15 +385,27 @@ immutable
 parallel safe
 set search_path = ''
 as $$
-  select coalesce(jsonb_agg(r order by o), '[]'::jsonb)
-    from unnest(rows) with ordinality as u(r, o)
-   where r is not null
+  select to_jsonb(array_remove(rows, null::jsonb))
 $$;
 
 -- Applies a JSON Patch (RFC 6902 subset: add, remove, replace, test) to doc, all or
--- nothing. Ops on rows (/tables/<t>/rows/<i>[/...]) are applied to an in-memory array of
--- that table's rows, so a run of row ops costs about one copy of the rows, not one copy of
--- the document per op; removes leave holes that are closed once per run.
+-- nothing, with the semantics of the userdb client:
+--   * add: on an object member sets it; on an array index inserts before it (index =
+--     length, or "-", appends); remove: the member or index must exist (array elements
+--     shift); replace: the target must exist; test: JSON equality with `value`;
+--   * paths are JSON Pointers (RFC 6901, ~1 is "/", ~0 is "~"); the whole document ('')
+--     cannot be a target; array indexes are decimal without leading zeros;
+--   * any violation raises 22023 naming the op. When several ops are invalid, the one
+--     named is an invalid op, not necessarily the first (row ops on different tables
+--     are applied table by table, see below).
+--
+-- Performance: row ops (/tables/<t>/rows/<i>[/...] where rows is an array) work on an
+-- in-memory array of that table's rows, so a run of them costs about one copy of the
+-- rows, not one copy of the document per op. Within a run of consecutive row ops, the
+-- ops of each table are applied together (ops on different tables commute, so the
+-- result is the same as applying them in order); removes leave holes that are closed
+-- once when the rows are written back. Other ops, and the row ops of a table that has
+-- only one or two in the patch, apply to the document directly.
 create or replace function userdb.apply_patch(doc jsonb, ops jsonb)
 returns jsonb
 language plpgsql
@@ -402,13 +414,20 @@ set search_path = ''
 as $$
 declare
   v_doc jsonb := doc;
+  v_ops jsonb[];
+  v_tbl text[];         -- per op: the table of a row op, else null
+  v_count integer;
   v_op jsonb;
-  v_k integer := -1;
   v_kind text;
   v_path text;
   v_value jsonb;
   v_tokens text[];
   v_n integer;
+  v_k integer;
+  v_seg_end integer;
+  v_tables text[];
+  v_few text[];
+  v_t text;
   -- The rows array being worked on: table name, elements (SQL null = removed), the
   -- removed physical positions in ascending order, and the logical length.
   c_table text := null;
@@ -418,14 +437,18 @@ declare
   v_logical integer;
   v_phys integer;
   v_hole integer;
-  v_row jsonb;
 begin
   if ops is null or jsonb_typeof(ops) <> 'array' then
     raise exception using errcode = '22023', message = 'userdb_patch: ops must be a JSON array';
   end if;
+  v_ops := array(select e from jsonb_array_elements(ops) with ordinality as t(e, o) order by o);
+  v_count := cardinality(v_ops);
+  v_tbl := array_fill(null::text, array[v_count]);
 
-  for v_op in select e from jsonb_array_elements(ops) as t(e) loop
-    v_k := v_k + 1;
+  -- Pass 1: check each op's form and classify it.
+  for i in 1 .. v_count loop
+    v_op := v_ops[i];
+    v_k := i - 1;
     if jsonb_typeof(v_op) <> 'object' then
       perform userdb.patch_error(v_k, null, null, 'an op must be an object');
     end if;
@@ -440,70 +463,119 @@ begin
     if v_kind not in ('add', 'remove', 'replace', 'test') then
       perform userdb.patch_error(v_k, v_kind, v_path, 'unknown op (supported: add, remove, replace, test)');
     end if;
-    v_value := v_op -> 'value';
-    if v_kind <> 'remove' and v_value is null then
+    if v_kind <> 'remove' and not (v_op ? 'value') then
       perform userdb.patch_error(v_k, v_kind, v_path, '"value" is missing');
     end if;
     v_tokens := userdb.parse_pointer(v_k, v_kind, v_path);
-    v_n := cardinality(v_tokens);
+    if cardinality(v_tokens) >= 4 and v_tokens[1] = 'tables' and v_tokens[3] = 'rows' then
+      v_tbl[i] := v_tokens[2];
+    end if;
+  end loop;
 
-    -- A row op: /tables/<t>/rows/<i>[/...] where rows is an array.
-    if v_n >= 4 and v_tokens[1] = 'tables' and v_tokens[3] = 'rows' then
-      if c_table is distinct from v_tokens[2] then
+  -- Tables with only one or two row ops in the whole patch are cheaper to patch in place
+  -- than to load and write back.
+  v_few := array(select t from unnest(v_tbl) as u(t) where t is not null group by t having count(*) < 3);
+
+  -- Pass 2: apply.
+  v_k := 1;
+  while v_k <= v_count loop
+    if v_tbl[v_k] is null then
+      v_op := v_ops[v_k];
+      v_kind := v_op ->> 'op';
+      v_path := v_op ->> 'path';
+      v_tokens := userdb.parse_pointer(v_k - 1, v_kind, v_path);
+      if c_table is not null and v_tokens[1] = 'tables'
+         and (cardinality(v_tokens) = 1 or v_tokens[2] = c_table) then
+        v_doc := jsonb_set(v_doc, array['tables', c_table, 'rows'], userdb.rows_to_jsonb(c_rows));
+        c_table := null;
+      end if;
+      v_doc := userdb.apply_op(v_doc, v_k - 1, v_kind, v_path, v_tokens, v_op -> 'value');
+      v_k := v_k + 1;
+      continue;
+    end if;
+
+    -- A run of row ops: v_k .. v_seg_end. Its tables, the cached one first.
+    v_seg_end := v_k;
+    while v_seg_end < v_count and v_tbl[v_seg_end + 1] is not null loop
+      v_seg_end := v_seg_end + 1;
+    end loop;
+    select array_agg(t order by (t is distinct from c_table), first_at)
+      into v_tables
+      from (select t, min(o) as first_at
+              from unnest(v_tbl[v_k:v_seg_end]) with ordinality as u(t, o)
+             group by t) as s;
+
+    foreach v_t in array v_tables loop
+      if v_t = any (v_few) then
+        for i in v_k .. v_seg_end loop
+          continue when v_tbl[i] <> v_t;
+          v_op := v_ops[i];
+          v_kind := v_op ->> 'op';
+          v_path := v_op ->> 'path';
+          v_doc := userdb.apply_op(v_doc, i - 1, v_kind, v_path,
+                                   userdb.parse_pointer(i - 1, v_kind, v_path), v_op -> 'value');
+        end loop;
+        continue;
+      end if;
+      if c_table is distinct from v_t then
         if c_table is not null then
           v_doc := jsonb_set(v_doc, array['tables', c_table, 'rows'], userdb.rows_to_jsonb(c_rows));
           c_table := null;
         end if;
-        if jsonb_typeof(v_doc #> array['tables', v_tokens[2], 'rows']) = 'array' then
-          c_table := v_tokens[2];
-          c_rows := array(select r from jsonb_array_elements(v_doc #> array['tables', c_table, 'rows']) as u(r));
+        if jsonb_typeof(v_doc #> array['tables', v_t, 'rows']) = 'array' then
+          c_table := v_t;
+          c_rows := array(select r from jsonb_array_elements(v_doc #> array['tables', v_t, 'rows'])
+                                          with ordinality as u(r, o) order by o);
           c_holes := '{}';
           c_len := cardinality(c_rows);
         end if;
       end if;
-    end if;
 
-    if c_table is not null and v_n >= 4 and v_tokens[1] = 'tables' and v_tokens[2] = c_table
-       and v_tokens[3] = 'rows' then
-      v_logical := userdb.array_index(v_k, v_kind, v_path, v_tokens[4], c_len, v_n = 4 and v_kind = 'add');
-      v_phys := v_logical;
-      foreach v_hole in array c_holes loop
-        exit when v_hole > v_phys;
-        v_phys := v_phys + 1;
-      end loop;
-      if v_n > 4 then
-        v_row := userdb.apply_op(c_rows[v_phys + 1], v_k, v_kind, v_path, v_tokens[5:], v_value);
-        c_rows[v_phys + 1] := v_row;
-      elsif v_kind = 'add' then
-        if v_logical = c_len then
-          c_rows := array_append(c_rows, v_value);
-        else
-          -- Insert in the middle: close the holes, then shift.
-          if cardinality(c_holes) > 0 then
-            c_rows := array(select r from unnest(c_rows) with ordinality as u(r, o) where r is not null order by o);
-            c_holes := '{}';
+      for i in v_k .. v_seg_end loop
+        continue when v_tbl[i] <> v_t;
+        v_op := v_ops[i];
+        v_kind := v_op ->> 'op';
+        v_path := v_op ->> 'path';
+        v_value := v_op -> 'value';
+        v_tokens := userdb.parse_pointer(i - 1, v_kind, v_path);
+        if c_table is null then
+          -- No rows array there: the generic path reports what is wrong.
+          v_doc := userdb.apply_op(v_doc, i - 1, v_kind, v_path, v_tokens, v_value);
+          continue;
+        end if;
+        v_n := cardinality(v_tokens);
+        v_logical := userdb.array_index(i - 1, v_kind, v_path, v_tokens[4], c_len, v_n = 4 and v_kind = 'add');
+        v_phys := v_logical;
+        foreach v_hole in array c_holes loop
+          exit when v_hole > v_phys;
+          v_phys := v_phys + 1;
+        end loop;
+        if v_n > 4 then
+          c_rows[v_phys + 1] := userdb.apply_op(c_rows[v_phys + 1], i - 1, v_kind, v_path, v_tokens[5:], v_value);
+        elsif v_kind = 'add' then
+          if v_logical = c_len then
+            c_rows := array_append(c_rows, v_value);
+          else
+            -- Insert in the middle: close the holes, then shift.
+            if cardinality(c_holes) > 0 then
+              c_rows := array_remove(c_rows, null::jsonb);
+              c_holes := '{}';
+            end if;
+            c_rows := array_cat(array_append(c_rows[1:v_logical], v_value), c_rows[v_logical + 1:]);
           end if;
-          c_rows := array_cat(array_append(c_rows[1:v_logical], v_value), c_rows[v_logical + 1:]);
+          c_len := c_len + 1;
+        elsif v_kind = 'remove' then
+          c_rows[v_phys + 1] := null;
+          c_holes := array(select h from unnest(array_append(c_holes, v_phys)) as u(h) order by h);
+          c_len := c_len - 1;
+        elsif v_kind = 'replace' then
+          c_rows[v_phys + 1] := v_value;
+        elsif c_rows[v_phys + 1] <> v_value then -- test
+          perform userdb.patch_error(i - 1, v_kind, v_path, 'test failed: the value differs');
         end if;
-        c_len := c_len + 1;
-      elsif v_kind = 'remove' then
-        c_rows[v_phys + 1] := null;
-        c_holes := array(select h from unnest(array_append(c_holes, v_phys)) as u(h) order by h);
-        c_len := c_len - 1;
-      elsif v_kind = 'replace' then
-        c_rows[v_phys + 1] := v_value;
-      else -- test
-        if c_rows[v_phys + 1] <> v_value then
-          perform userdb.patch_error(v_k, v_kind, v_path, 'test failed: the value differs');
-        end if;
-      end if;
-    else
-      if c_table is not null then
-        v_doc := jsonb_set(v_doc, array['tables', c_table, 'rows'], userdb.rows_to_jsonb(c_rows));
-        c_table := null;
-      end if;
-      v_doc := userdb.apply_op(v_doc, v_k, v_kind, v_path, v_tokens, v_value);
-    end if;
+      end loop;
+    end loop;
+    v_k := v_seg_end + 1;
   end loop;
 
   if c_table is not null then
