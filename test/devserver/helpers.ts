@@ -39,12 +39,26 @@ export async function waitFor(check: () => boolean, timeoutMs = 10_000, what = '
   }
 }
 
-/** Subscribes and resolves once realtime-js reports SUBSCRIBED (rejects on an error status). */
+/**
+ * Subscribes and resolves once realtime-js reports SUBSCRIBED and the server's
+ * `system` message says the change feed is ready (rejects on an error status).
+ */
 export function subscribed(channel: ReturnType<SupabaseClient['channel']>): Promise<void> {
   return new Promise((resolve, reject) => {
+    let joined = false;
+    let feedReady = false;
+    channel.on('system', {}, (payload: { extension?: string; status?: string; message?: string }) => {
+      if (payload.extension !== 'postgres_changes') return;
+      if (payload.status === 'ok') {
+        feedReady = true;
+        if (joined) resolve();
+      } else reject(new Error(payload.message));
+    });
     channel.subscribe((status, error) => {
-      if (status === 'SUBSCRIBED') resolve();
-      else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') reject(error ?? new Error(status));
+      if (status === 'SUBSCRIBED') {
+        joined = true;
+        if (feedReady) resolve();
+      } else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') reject(error ?? new Error(status));
     });
   });
 }

@@ -369,10 +369,29 @@ export class RealtimeServer {
     client.channels.set(msg.topic, channel);
     this.#armExpiry(client, channel);
     this.#reply(client, msg, 'ok', { postgres_changes: echoed });
-    if (echoed.length > 0) {
-      if (errors.length > 0) this.#system(client, channel, 'postgres_changes', 'error', errors.join('; '));
-      else this.#system(client, channel, 'postgres_changes', 'ok', 'Subscribed to PostgreSQL');
+    if (echoed.length === 0) return;
+    if (errors.length > 0) {
+      this.#system(client, channel, 'postgres_changes', 'error', errors.join('; '));
+      return;
     }
+    // Tables added to the publication since the start get their capture trigger now,
+    // before the channel is told the change feed is ready.
+    this.#o.db.query('select _userdb_realtime.sync_triggers()').then(
+      () => {
+        if (client.channels.get(channel.topic) === channel) {
+          this.#system(client, channel, 'postgres_changes', 'ok', 'Subscribed to PostgreSQL');
+        }
+      },
+      (error: unknown) => {
+        this.#system(
+          client,
+          channel,
+          'postgres_changes',
+          'error',
+          `Unable to subscribe to changes: ${String(error)}`,
+        );
+      },
+    );
   }
 
   #armExpiry(client: Client, channel: Channel): void {
