@@ -131,6 +131,8 @@ export class LocalStore {
   private readonly quarantine: Quarantine;
   private readonly listeners = new Set<(change: StoreChange) => void>();
   private clientIdValue = '';
+  /** Seqs this instance appended whose change notification has not been seen yet. */
+  private readonly ownAppends = new Set<number>();
   private closed = false;
 
   private constructor(db: Dexie, userId: string) {
@@ -296,11 +298,14 @@ export class LocalStore {
    */
   async append(ops: PatchOp[]): Promise<AppendResult> {
     this.assertOpen();
+    let added: number | undefined;
     try {
       return await this.db.transaction('rw', this.meta, this.outbox, async () => {
         const previous = await this.outbox.orderBy(':id').lastKey();
         const version = await this.meta.get(META_BASE_VERSION);
         const seq = await this.outbox.add({ ops, createdAt: new Date().toISOString() });
+        added = seq;
+        this.ownAppends.add(seq);
         return {
           seq,
           previousSeq: typeof previous === 'number' ? previous : 0,
@@ -308,6 +313,7 @@ export class LocalStore {
         };
       });
     } catch (e) {
+      if (added !== undefined) this.ownAppends.delete(added);
       throw toStorageError('saving the change to the local outbox', e);
     }
   }
@@ -458,6 +464,77 @@ export class LocalStore {
     }
   }
 
+  // ---- sync engine hooks (used by src/sync through its SyncStore port) -------------------------
+
+  /** Number of outbox entries (cheap: an index count). */
+  async countOutbox(): Promise<number> {
+    this.assertOpen();
+    try {
+      return await this.outbox.count();
+    } catch (e) {
+      throw toStorageError('reading the outbox', e);
+    }
+  }
+
+  /** The first and last outbox seq, both 0 when the outbox is empty. */
+  async outboxBounds(): Promise<{ first: number; last: number }> {
+    this.assertOpen();
+    try {
+      return await this.db.transaction('r', this.outbox, async () => {
+        const first = await this.outbox.orderBy(':id').firstKey();
+        const last = await this.outbox.orderBy(':id').lastKey();
+        return { first: typeof first === 'number' ? first : 0, last: typeof last === 'number' ? last : 0 };
+      });
+    } catch (e) {
+      throw toStorageError('reading the outbox', e);
+    }
+  }
+
+  /** The valid outbox entries with `seq <= upToSeq`, in order (invalid ones are left for {@link load}). */
+  async readOutboxUpTo(upToSeq: number): Promise<OutboxEntry[]> {
+    this.assertOpen();
+    try {
+      const raw: unknown[] = await this.outbox.where(':id').belowOrEqual(upToSeq).toArray();
+      return validEntries(raw);
+    } catch (e) {
+      throw toStorageError('reading the outbox', e);
+    }
+  }
+
+  /**
+   * After a pull, in ONE IndexedDB transaction: deletes the entries `seq <= dropUpToSeq` (a batch the
+   * server had already applied), reads the remaining valid entries, passes them to `rewrite`
+   * (synchronous), stores what it returns (an entry rewritten to no ops is deleted) and the new base.
+   * So the outbox is always rebased on the stored base, and each conflict is found once.
+   *
+   * @example
+   * ```ts
+   * await store.rebaseOutbox({ doc, updatedAt }, (entries) => entries.map((e) => ({ seq: e.seq, ops: e.ops })));
+   * ```
+   */
+  async rebaseOutbox(
+    args: { doc: CompactDoc; updatedAt: string; dropUpToSeq?: number | undefined },
+    rewrite: (entries: OutboxEntry[]) => { seq: number; ops: PatchOp[] }[],
+  ): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.db.transaction('rw', this.meta, this.outbox, async () => {
+        if (args.dropUpToSeq !== undefined)
+          await this.outbox.where(':id').belowOrEqual(args.dropUpToSeq).delete();
+        const entries = validEntries(await this.outbox.toArray());
+        const seqs = new Set(entries.map((e) => e.seq));
+        for (const r of rewrite(entries)) {
+          if (!seqs.has(r.seq)) continue;
+          if (r.ops.length === 0) await this.outbox.delete(r.seq);
+          else await this.outbox.update(r.seq, { ops: r.ops });
+        }
+        await this.writeBase(args.doc, args.updatedAt);
+      });
+    } catch (e) {
+      throw toStorageError('storing the pulled document', e);
+    }
+  }
+
   /** The quarantined records, oldest first (for diagnostics and recovery tools). */
   async readQuarantine(): Promise<QuarantineRecord[]> {
     this.assertOpen();
@@ -499,19 +576,51 @@ export class LocalStore {
     const prefix = `idb://${this.name}/`;
     let meta = false;
     let outbox = false;
+    let onlyOwnAppends = true;
     for (const part of Object.keys(parts)) {
       if (part === 'all') {
         meta = true;
         outbox = true;
+        onlyOwnAppends = false;
       } else if (part.startsWith(prefix)) {
-        const table = part.slice(prefix.length).split('/', 1)[0];
+        const rest = part.slice(prefix.length);
+        const table = rest.split('/', 1)[0];
         if (table === 'meta') meta = true;
         else if (table === 'outbox') outbox = true;
+        if (rest === 'outbox/:dels' && LocalStore.isEmptyRange(parts[part])) continue;
+        if (rest !== 'outbox/' || !this.takeOwnAppends(parts[part])) onlyOwnAppends = false;
       }
     }
     if (!meta && !outbox) return;
+    // This instance's own appends need no catch-up: the database applies them itself.
+    if (onlyOwnAppends) return;
     for (const listener of [...this.listeners]) listener({ meta, outbox });
   };
+
+  /**
+   * True when the changed keys `ranges` (a Dexie RangeSet: a tree of `{from, to, l, r, d}` nodes)
+   * are all outbox rows appended by this instance; those are then forgotten.
+   */
+  private takeOwnAppends(ranges: unknown): boolean {
+    const keys: number[] = [];
+    const visit = (node: unknown): boolean => {
+      if (node === null || node === undefined) return true;
+      if (typeof node !== 'object') return false;
+      const n = node as { d?: unknown; from?: unknown; to?: unknown; l?: unknown; r?: unknown };
+      if (n.d === 0) return true;
+      if (typeof n.from !== 'number' || n.from !== n.to || !this.ownAppends.has(n.from)) return false;
+      keys.push(n.from);
+      return visit(n.l) && visit(n.r);
+    };
+    if (!visit(ranges) || keys.length === 0) return false;
+    for (const k of keys) this.ownAppends.delete(k);
+    return true;
+  }
+
+  /** True for an empty Dexie RangeSet. */
+  private static isEmptyRange(ranges: unknown): boolean {
+    return typeof ranges === 'object' && ranges !== null && (ranges as { d?: unknown }).d === 0;
+  }
 
   private async writeBase(doc: CompactDoc, updatedAt: string | null): Promise<void> {
     const generation = generationOf(await this.meta.get(META_BASE_VERSION)) + 1;
@@ -528,6 +637,15 @@ export class LocalStore {
   private assertOpen(): void {
     if (this.closed) throw new StorageError(`the local database "${this.name}" is closed`);
   }
+}
+
+function validEntries(raw: readonly unknown[]): OutboxEntry[] {
+  const out: OutboxEntry[] = [];
+  for (const r of raw) {
+    const parsed = outboxEntrySchema.safeParse(r);
+    if (parsed.success) out.push(parsed.data);
+  }
+  return out;
 }
 
 function generationOf(version: MetaValue | undefined): number {

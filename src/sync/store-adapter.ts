@@ -1,0 +1,42 @@
+/**
+ * The {@link SyncStore} port over userdb's Dexie-backed {@link LocalStore}.
+ */
+import type { LocalStore } from '../store/index.js';
+import type { SyncBase, SyncStore } from './ports.js';
+
+/**
+ * Adapts a {@link LocalStore} for the sync engine. The base is cached by its generation (a tiny
+ * record), so a push does not re-read and re-validate the whole document every time.
+ *
+ * @example
+ * ```ts
+ * const engine = new SyncEngine({ store: syncStoreOf(localStore), remote, userId });
+ * ```
+ */
+export function syncStoreOf(store: LocalStore): SyncStore {
+  let cached: { generation: number; base: SyncBase } | null = null;
+  return {
+    get clientId() {
+      return store.clientId;
+    },
+    async readBase() {
+      const generation = await store.readGeneration();
+      if (cached !== null && cached.generation === generation) return cached.base;
+      const record = await store.readBase();
+      cached = { generation: record.generation, base: { doc: record.doc, updatedAt: record.updatedAt } };
+      return cached.base;
+    },
+    readOutbox: (options) =>
+      options.upToSeq !== undefined
+        ? store.readOutboxUpTo(options.upToSeq)
+        : store.readOutbox(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
+    countOutbox: () => store.countOutbox(),
+    lastSeq: async () => (await store.outboxBounds()).last,
+    firstSeq: async () => (await store.outboxBounds()).first,
+    getNextBatchSeq: () => store.getNextBatchSeq(),
+    setNextBatchSeq: (next) => store.setNextBatchSeq(next),
+    commitPush: (args) => store.commitPush(args),
+    rebase: (args, rewrite) => store.rebaseOutbox(args, rewrite),
+    onChange: (listener) => store.onChange(listener),
+  };
+}
