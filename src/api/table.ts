@@ -2,7 +2,7 @@
  * The table API: writes (insert, upsert, update, delete), reads (get, query) and live queries.
  */
 import type { Observable } from 'rxjs';
-import { type Json, keyedPath, keyOf, type PatchOp, type Row } from '../doc/index.js';
+import { type Json, jsonEqual, keyedPath, keyOf, type PatchOp, type Row } from '../doc/index.js';
 import { DuplicateKeyError, NotFoundError, ValidationError } from '../errors.js';
 import { type QuerySpec, type ReadLayer, runQuery, type SortDirection, sameRows } from '../query/index.js';
 import { encodeChanges, encodeRow, type TableContext } from './codec.js';
@@ -278,7 +278,7 @@ export class Table<T extends TableTypes> {
       const existing = scope.layer.getRow(this.name, key);
       const path = keyedPath.row(this.name, key);
       if (existing === undefined) scope.apply([{ op: 'add', path, value }]);
-      else scope.apply([{ op: 'replace', path, value }]);
+      else if (!jsonEqual(existing, value)) scope.apply([{ op: 'replace', path, value }]);
       return (layer) => layer.getRow(this.name, key) as T['row'];
     });
   }

@@ -71,3 +71,38 @@ export function record<T>(source$: Observable<T>): { values: T[]; stop: () => vo
   const sub = source$.subscribe((v) => values.push(v));
   return { values, stop: () => sub.unsubscribe() };
 }
+
+function request<T>(req: IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+/** Opens the user's IndexedDB database directly (no Dexie), runs `fn` in one transaction, closes it. */
+export async function raw<T>(
+  env: Env,
+  storeName: 'meta' | 'outbox' | 'quarantine',
+  mode: IDBTransactionMode,
+  fn: (store: IDBObjectStore) => IDBRequest<T>,
+): Promise<T> {
+  const open = env.indexedDB.open(`userdb:${env.userId}`);
+  const db = await request(open);
+  try {
+    const tx = db.transaction(storeName, mode);
+    const result = await request(fn(tx.objectStore(storeName)));
+    await new Promise<void>((resolve, reject) => {
+      tx.oncomplete = () => resolve();
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error);
+    });
+    return result;
+  } finally {
+    db.close();
+  }
+}
+
+/** Every record of a store, in key order. */
+export function rawAll(env: Env, storeName: 'meta' | 'outbox' | 'quarantine'): Promise<unknown[]> {
+  return raw(env, storeName, 'readonly', (s) => s.getAll());
+}
