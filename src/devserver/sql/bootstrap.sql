@@ -29,30 +29,47 @@
 
 -- Roles ---------------------------------------------------------------------
 
+-- Roles are shared by all databases of a server, and test suites may bootstrap several
+-- databases at once: each step tolerates a concurrent run and only changes what differs.
+-- authenticator gets no password here: give it one (alter role authenticator password
+-- '...') before letting a PostgREST-like server log in with it over the network.
 do $bootstrap$
+declare
+  v_role record;
 begin
-  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
-  end if;
-  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
-  end if;
-  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
-  end if;
-  if not exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticator') then
-    -- No password here: give it one (alter role authenticator password '...') before
-    -- letting a PostgREST-like server log in over the network.
-    create role authenticator login noinherit;
-  end if;
+  for v_role in
+    select *
+    from (values
+      ('anon', false, false),
+      ('authenticated', false, false),
+      ('service_role', false, true),
+      ('authenticator', true, false)
+    ) as r(name, can_login, bypass_rls)
+  loop
+    if not exists (select 1 from pg_catalog.pg_roles where rolname = v_role.name) then
+      begin
+        execute format('create role %I %s noinherit %s', v_role.name,
+          case when v_role.can_login then 'login' else 'nologin' end,
+          case when v_role.bypass_rls then 'bypassrls' else 'nobypassrls' end);
+      exception when duplicate_object or unique_violation then
+        null; -- created concurrently
+      end;
+    end if;
+    -- Keep the attributes right when the role existed before (e.g. made by hand).
+    if exists (
+      select 1 from pg_catalog.pg_roles
+      where rolname = v_role.name
+        and (rolinherit
+             or rolbypassrls <> v_role.bypass_rls
+             or (not v_role.can_login and rolcanlogin))
+    ) then
+      execute format('alter role %I noinherit %s %s', v_role.name,
+        case when v_role.can_login then '' else 'nologin' end,
+        case when v_role.bypass_rls then 'bypassrls' else 'nobypassrls' end);
+    end if;
+  end loop;
 end
 $bootstrap$;
-
--- Keep the attributes right even when the roles existed before (e.g. created by hand).
-alter role anon nologin noinherit;
-alter role authenticated nologin noinherit;
-alter role service_role nologin noinherit bypassrls;
-alter role authenticator noinherit;
 
 do $bootstrap$
 declare
@@ -64,7 +81,11 @@ begin
       from pg_catalog.pg_auth_members m
       where m.roleid = r::regrole and m.member = 'authenticator'::regrole
     ) then
-      execute format('grant %I to authenticator', r);
+      begin
+        execute format('grant %I to authenticator', r);
+      exception when unique_violation then
+        null; -- granted concurrently
+      end;
     end if;
   end loop;
 end
