@@ -1,0 +1,180 @@
+import type { WebSocketLikeConstructor } from '@supabase/realtime-js';
+import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
+import WebSocket from 'ws';
+import { z } from 'zod';
+import { localStore } from '../../../src/api/internal.js';
+import type { DevServer } from '../../../src/devserver/index.js';
+import { createUserDb, defineSchema, type UserDb } from '../../../src/index.js';
+import { SupabaseRemote } from '../../../src/remote/index.js';
+import { SyncEngine, type SyncOptions } from '../../../src/sync/engine.js';
+import { InProcessLocks } from '../../../src/sync/leader.js';
+import type { SyncConflict } from '../../../src/sync/rebase.js';
+import type { SyncStatus } from '../../../src/sync/state.js';
+import { syncStoreOf } from '../../../src/sync/store-adapter.js';
+
+export const schema = defineSchema({
+  projects: {
+    fields: { id: z.string(), title: z.string(), status: z.string(), n: z.int().nullable().optional() },
+    primaryKey: ['id'],
+  },
+});
+
+export type Db = UserDb<typeof schema extends { definition: infer S } ? S : never>;
+
+export interface RpcCounter {
+  calls: string[];
+}
+
+/** A supabase-js client for the dev server that counts its RPCs. */
+export function client(server: DevServer, counter?: RpcCounter): SupabaseClient {
+  return createClient(server.url, server.anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor, reconnectAfterMs: () => 20 },
+    global: {
+      fetch: (input, init) => {
+        const url = String(input instanceof Request ? input.url : input);
+        const m = /\/rest\/v1\/rpc\/([a-z_]+)/.exec(url);
+        if (m?.[1] !== undefined) counter?.calls.push(m[1]);
+        return fetch(input, init);
+      },
+    },
+  });
+}
+
+let counter = 0;
+
+export interface User {
+  id: string;
+  email: string;
+  sb: SupabaseClient;
+}
+
+/** A new email user, signed in on a first client. */
+export async function newUser(server: DevServer): Promise<User> {
+  counter += 1;
+  const email = `sync${counter}-${process.pid}-${Date.now()}@example.com`;
+  const sb = client(server);
+  const { data, error } = await sb.auth.signUp({ email, password: 'password-123' });
+  if (error !== null || data.user === null) throw error ?? new Error('no user');
+  return { id: data.user.id, email, sb };
+}
+
+/** A client signed in as `user` (another device of that user). */
+export async function signIn(server: DevServer, user: User, rpc?: RpcCounter): Promise<SupabaseClient> {
+  const sb = client(server, rpc);
+  const { error } = await sb.auth.signInWithPassword({ email: user.email, password: 'password-123' });
+  if (error !== null) throw error;
+  return sb;
+}
+
+export interface Device {
+  db: Db;
+  engine: SyncEngine;
+  sb: SupabaseClient;
+  rpc: RpcCounter;
+  indexedDB: IDBFactory;
+  statuses: SyncStatus[];
+  conflicts: SyncConflict[];
+  close(): Promise<void>;
+}
+
+export const fastSync: SyncOptions = {
+  pollIntervalMs: 0,
+  pushDebounceMs: 5,
+  backoff: { baseMs: 20, maxMs: 200 },
+};
+
+/** Opens a device: its own IndexedDB (a browser), client, local database and sync engine. */
+export async function openDevice(
+  server: DevServer,
+  user: User,
+  options: { sync?: SyncOptions; indexedDB?: IDBFactory; locks?: InProcessLocks } = {},
+): Promise<Device> {
+  const rpc: RpcCounter = { calls: [] };
+  const sb = await signIn(server, user, rpc);
+  const indexedDB = options.indexedDB ?? new IDBFactory();
+  const db = (await createUserDb({ userId: user.id, schema, indexedDB, IDBKeyRange })) as Db;
+  const engine = new SyncEngine({
+    store: syncStoreOf(localStore(db as unknown as UserDb)),
+    remote: new SupabaseRemote(sb, { userId: user.id }),
+    userId: user.id,
+    options: { locks: options.locks ?? new InProcessLocks(), ...fastSync, ...options.sync },
+  });
+  const statuses: SyncStatus[] = [];
+  const conflicts: SyncConflict[] = [];
+  engine.status$.subscribe((s) => statuses.push(s));
+  engine.conflicts$.subscribe((c) => conflicts.push(c));
+  return {
+    db,
+    engine,
+    sb,
+    rpc,
+    indexedDB,
+    statuses,
+    conflicts,
+    async close() {
+      await engine.close();
+      await db.close();
+      await sb.removeAllChannels();
+    },
+  };
+}
+
+/** Polls `check` until it holds (fails after `timeoutMs`). */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<void> {
+  const start = Date.now();
+  while (!(await check())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** The server's document of a user, read as that user. */
+export async function serverDoc(sb: SupabaseClient): Promise<unknown> {
+  const { data, error } = await sb.rpc('userdb_pull', { since: null });
+  if (error !== null) throw new Error(error.message);
+  return (data as { db: unknown }).db;
+}
+
+/** Waits until every device is idle with nothing pending and holds the server's document. */
+export async function converged(devices: Device[], timeoutMs = 20_000): Promise<void> {
+  await eventually(
+    async () => {
+      for (const d of devices) {
+        const s = d.engine.status;
+        if (s.pendingCount !== 0 || s.state !== 'idle') return false;
+      }
+      const server = stableJson(sortDoc(await serverDoc(devices[0]!.sb)));
+      for (const d of devices) {
+        if (stableJson(sortDoc(await d.db.export())) !== server) return false;
+      }
+      return true;
+    },
+    timeoutMs,
+    'convergence',
+  );
+}
+
+/** JSON with object keys sorted (jsonb reorders keys). */
+export function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
+}
+
+/** A document with rows sorted by their JSON (row order is not meaningful). */
+export function sortDoc(doc: unknown): unknown {
+  const d = structuredClone(doc) as { tables?: Record<string, { rows: unknown[] }> };
+  for (const t of Object.values(d.tables ?? {}))
+    t.rows.sort((a, b) => stableJson(a).localeCompare(stableJson(b)));
+  return d;
+}

@@ -1,0 +1,41 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type DevServer, startDevServer } from '../../src/devserver/index.js';
+import { converged, type Device, eventually, newUser, openDevice } from './helpers/devices.js';
+
+let server: DevServer;
+const open: Device[] = [];
+
+beforeAll(async () => {
+  server = await startDevServer({ port: 0 });
+});
+afterEach(async () => {
+  for (const d of open.splice(0)) await d.close();
+  server.faults.reset();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe('sync through the dev server', () => {
+  it("an edit on A reaches B through Realtime (no safety poll) and B's live query emits it", async () => {
+    const user = await newUser(server);
+    const a = await openDevice(server, user);
+    const b = await openDevice(server, user);
+    open.push(a, b);
+    await converged([a, b]);
+    const seen: string[][] = [];
+    const sub = b.db
+      .table('projects')
+      .query()
+      .observe()
+      .subscribe((rows) => seen.push(rows.map((r) => r.title)));
+    const pullsBefore = b.rpc.calls.filter((c) => c === 'userdb_pull').length;
+    await a.db.table('projects').insert({ id: 'p_1', title: 'From A', status: 'open' });
+    await a.engine.flush();
+    await eventually(() => seen.some((titles) => titles.includes('From A')), 10_000, "B's live query");
+    sub.unsubscribe();
+    // the whole record came with the event: B did not need to call userdb_pull
+    expect(b.rpc.calls.filter((c) => c === 'userdb_pull').length).toBe(pullsBefore);
+    expect(await b.db.table('projects').get('p_1')).toMatchObject({ title: 'From A' });
+  });
+});
