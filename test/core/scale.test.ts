@@ -83,7 +83,7 @@ describe(`writes at ${N} rows`, () => {
     const rec = record(t.query().where('n', '==', 3).limit(5).observe());
     await t.update('r3', { title: 'three' });
     expect(rec.values).toHaveLength(2);
-    const [first, second] = rec.values as [readonly object[], readonly object[]];
+    const [first, second] = rec.values as unknown as [readonly object[], readonly object[]];
     expect(second[0]).not.toBe(first[0]);
     expect(second.slice(1)).toEqual(first.slice(1));
     second.slice(1).forEach((row, i) => {

@@ -99,8 +99,11 @@ function typedUsage(db: Db): void {
   void projects.query().orderBy('colour');
   // @ts-expect-error unknown operator
   void projects.query().where('rank', '=>', 1);
-  // @ts-expect-error rows are read-only
-  void projects.get('p').then((p) => p && (p.title = 'x'));
+  void projects.get('p').then((p) => {
+    if (p === undefined) return;
+    // @ts-expect-error rows are read-only
+    p.title = 'x';
+  });
 }
 
 function untypedUsage(db: UserDb): void {
