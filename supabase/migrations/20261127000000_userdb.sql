@@ -67,7 +67,7 @@ comment on column public.user_databases.clients is
 
 alter table public.user_databases drop constraint if exists user_databases_db_shape;
 alter table public.user_databases add constraint user_databases_db_shape
-  check (jsonb_typeof(db) = 'object' and jsonb_typeof(db -> 'tables') = 'object');
+  check (coalesce(jsonb_typeof(db) = 'object' and jsonb_typeof(db -> 'tables') = 'object', false));
 
 alter table public.user_databases drop constraint if exists user_databases_clients_shape;
 alter table public.user_databases add constraint user_databases_clients_shape
@@ -243,7 +243,8 @@ begin
   if left(path, 1) <> '/' then
     perform userdb.patch_error(k, op, path, 'a JSON pointer must start with "/"');
   end if;
-  v_tokens := string_to_array(substr(path, 2), '/');
+  -- ('/' is the one member named '', which string_to_array alone would drop)
+  v_tokens := case when path = '/' then array[''] else string_to_array(substr(path, 2), '/') end;
   foreach v_tok in array v_tokens loop
     if strpos(v_tok, '~') > 0 then
       if v_tok ~ '~([^01]|$)' then
@@ -388,16 +389,64 @@ as $$
   select to_jsonb(array_remove(rows, null::jsonb))
 $$;
 
+-- The tokens of op number k (0-based) after checking its form, or 22023.
+create or replace function userdb.check_op(k integer, op jsonb)
+returns text[]
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_kind text;
+  v_path text;
+begin
+  if jsonb_typeof(op) <> 'object' then
+    perform userdb.patch_error(k, null, null, 'an op must be an object');
+  end if;
+  if jsonb_typeof(op -> 'op') is distinct from 'string' then
+    perform userdb.patch_error(k, null, op ->> 'path', '"op" must be a string');
+  end if;
+  v_kind := op ->> 'op';
+  if jsonb_typeof(op -> 'path') is distinct from 'string' then
+    perform userdb.patch_error(k, v_kind, null, '"path" must be a string');
+  end if;
+  v_path := op ->> 'path';
+  if v_kind not in ('add', 'remove', 'replace', 'test') then
+    perform userdb.patch_error(k, v_kind, v_path, 'unknown op (supported: add, remove, replace, test)');
+  end if;
+  if v_kind <> 'remove' and not (op ? 'value') then
+    perform userdb.patch_error(k, v_kind, v_path, '"value" is missing');
+  end if;
+  return userdb.parse_pointer(k, v_kind, v_path);
+end
+$$;
+
+-- Whether userdb.check_op accepts op (without raising).
+create or replace function userdb.op_is_well_formed(op jsonb)
+returns boolean
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  perform userdb.check_op(0, op);
+  return true;
+exception when sqlstate '22023' then
+  return false;
+end
+$$;
+
 -- Applies a JSON Patch (RFC 6902 subset: add, remove, replace, test) to doc, all or
--- nothing, with the semantics of the userdb client:
+-- nothing, with the semantics of the userdb client (applyCompact in src/doc/apply.ts):
 --   * add: on an object member sets it; on an array index inserts before it (index =
 --     length, or "-", appends); remove: the member or index must exist (array elements
 --     shift); replace: the target must exist; test: JSON equality with `value`;
---   * paths are JSON Pointers (RFC 6901, ~1 is "/", ~0 is "~"); the whole document ('')
---     cannot be a target; array indexes are decimal without leading zeros;
---   * any violation raises 22023 naming the op. When several ops are invalid, the one
---     named is an invalid op, not necessarily the first (row ops on different tables
---     are applied table by table, see below).
+--   * every parent on the path must exist and be an object or an array;
+--   * paths are JSON Pointers (RFC 6901, ~1 is "/", ~0 is "~", any other "~" is an
+--     error); the whole document ('') cannot be a target; array indexes are decimal
+--     without leading zeros; "-" only as the last token of an add;
+--   * the first op that cannot be applied raises 22023 naming its 0-based index, op and
+--     path.
 --
 -- Performance: row ops (/tables/<t>/rows/<i>[/...] where rows is an array) work on an
 -- in-memory array of that table's rows, so a run of them costs about one copy of the
@@ -405,8 +454,9 @@ $$;
 -- ops of each table are applied together (ops on different tables commute, so the
 -- result is the same as applying them in order); removes leave holes that are closed
 -- once when the rows are written back. Other ops, and the row ops of a table that has
--- only one or two in the patch, apply to the document directly.
-create or replace function userdb.apply_patch(doc jsonb, ops jsonb)
+-- only one or two in the patch, apply to the document directly. When the patch fails,
+-- it is applied again strictly in order to name the first failing op.
+create or replace function userdb.apply_patch_pass(doc jsonb, ops jsonb, in_order boolean)
 returns jsonb
 language plpgsql
 immutable
@@ -417,6 +467,7 @@ declare
   v_ops jsonb[];
   v_tbl text[];         -- per op: the table of a row op, else null
   v_count integer;
+  v_bad integer := null; -- in order: the first op whose form is wrong (1-based)
   v_op jsonb;
   v_kind text;
   v_path text;
@@ -425,8 +476,9 @@ declare
   v_n integer;
   v_k integer;
   v_seg_end integer;
-  v_tables text[];
+  v_order integer[];
   v_few text[];
+  i integer;
   v_t text;
   -- The rows array being worked on: table name, elements (SQL null = removed), the
   -- removed physical positions in ascending order, and the logical length.
@@ -445,28 +497,16 @@ begin
   v_count := cardinality(v_ops);
   v_tbl := array_fill(null::text, array[v_count]);
 
-  -- Pass 1: check each op's form and classify it.
+  -- Pass 1: check each op's form and classify it. In order, stop before the first
+  -- malformed op: the ops before it may fail first.
   for i in 1 .. v_count loop
     v_op := v_ops[i];
-    v_k := i - 1;
-    if jsonb_typeof(v_op) <> 'object' then
-      perform userdb.patch_error(v_k, null, null, 'an op must be an object');
+    if in_order and not userdb.op_is_well_formed(v_op) then
+      v_bad := i;
+      v_count := i - 1;
+      exit;
     end if;
-    if jsonb_typeof(v_op -> 'op') is distinct from 'string' then
-      perform userdb.patch_error(v_k, null, v_op ->> 'path', '"op" must be a string');
-    end if;
-    v_kind := v_op ->> 'op';
-    if jsonb_typeof(v_op -> 'path') is distinct from 'string' then
-      perform userdb.patch_error(v_k, v_kind, null, '"path" must be a string');
-    end if;
-    v_path := v_op ->> 'path';
-    if v_kind not in ('add', 'remove', 'replace', 'test') then
-      perform userdb.patch_error(v_k, v_kind, v_path, 'unknown op (supported: add, remove, replace, test)');
-    end if;
-    if v_kind <> 'remove' and not (v_op ? 'value') then
-      perform userdb.patch_error(v_k, v_kind, v_path, '"value" is missing');
-    end if;
-    v_tokens := userdb.parse_pointer(v_k, v_kind, v_path);
+    v_tokens := userdb.check_op(i - 1, v_op);
     if cardinality(v_tokens) >= 4 and v_tokens[1] = 'tables' and v_tokens[3] = 'rows' then
       v_tbl[i] := v_tokens[2];
     end if;
@@ -474,7 +514,7 @@ begin
 
   -- Tables with only one or two row ops in the whole patch are cheaper to patch in place
   -- than to load and write back.
-  v_few := array(select t from unnest(v_tbl) as u(t) where t is not null group by t having count(*) < 3);
+  v_few := array(select t from unnest(v_tbl[1:v_count]) as u(t) where t is not null group by t having count(*) < 3);
 
   -- Pass 2: apply.
   v_k := 1;
@@ -494,30 +534,29 @@ begin
       continue;
     end if;
 
-    -- A run of row ops: v_k .. v_seg_end. Its tables, the cached one first.
+    -- A run of row ops: v_k .. v_seg_end, table by table (the loaded one first) unless
+    -- in order.
     v_seg_end := v_k;
     while v_seg_end < v_count and v_tbl[v_seg_end + 1] is not null loop
       v_seg_end := v_seg_end + 1;
     end loop;
-    select array_agg(t order by (t is distinct from c_table), first_at)
-      into v_tables
-      from (select t, min(o) as first_at
-              from unnest(v_tbl[v_k:v_seg_end]) with ordinality as u(t, o)
-             group by t) as s;
+    select array_agg(v_k - 1 + o
+                     order by case when in_order then 0 else (t is distinct from c_table)::integer end,
+                              case when in_order then 0 else first_at end,
+                              o)
+      into v_order
+      from (select t, o, min(o) over (partition by t) as first_at
+              from unnest(v_tbl[v_k:v_seg_end]) with ordinality as u(t, o)) as s;
 
-    foreach v_t in array v_tables loop
-      if v_t = any (v_few) then
-        for i in v_k .. v_seg_end loop
-          continue when v_tbl[i] <> v_t;
-          v_op := v_ops[i];
-          v_kind := v_op ->> 'op';
-          v_path := v_op ->> 'path';
-          v_doc := userdb.apply_op(v_doc, i - 1, v_kind, v_path,
-                                   userdb.parse_pointer(i - 1, v_kind, v_path), v_op -> 'value');
-        end loop;
-        continue;
-      end if;
-      if c_table is distinct from v_t then
+    foreach i in array v_order loop
+      v_t := v_tbl[i];
+      v_op := v_ops[i];
+      v_kind := v_op ->> 'op';
+      v_path := v_op ->> 'path';
+      v_value := v_op -> 'value';
+      v_tokens := userdb.parse_pointer(i - 1, v_kind, v_path);
+
+      if c_table is distinct from v_t and not (v_t = any (v_few)) then
         if c_table is not null then
           v_doc := jsonb_set(v_doc, array['tables', c_table, 'rows'], userdb.rows_to_jsonb(c_rows));
           c_table := null;
@@ -531,57 +570,69 @@ begin
         end if;
       end if;
 
-      for i in v_k .. v_seg_end loop
-        continue when v_tbl[i] <> v_t;
-        v_op := v_ops[i];
-        v_kind := v_op ->> 'op';
-        v_path := v_op ->> 'path';
-        v_value := v_op -> 'value';
-        v_tokens := userdb.parse_pointer(i - 1, v_kind, v_path);
-        if c_table is null then
-          -- No rows array there: the generic path reports what is wrong.
-          v_doc := userdb.apply_op(v_doc, i - 1, v_kind, v_path, v_tokens, v_value);
-          continue;
-        end if;
-        v_n := cardinality(v_tokens);
-        v_logical := userdb.array_index(i - 1, v_kind, v_path, v_tokens[4], c_len, v_n = 4 and v_kind = 'add');
-        v_phys := v_logical;
-        foreach v_hole in array c_holes loop
-          exit when v_hole > v_phys;
-          v_phys := v_phys + 1;
-        end loop;
-        if v_n > 4 then
-          c_rows[v_phys + 1] := userdb.apply_op(c_rows[v_phys + 1], i - 1, v_kind, v_path, v_tokens[5:], v_value);
-        elsif v_kind = 'add' then
-          if v_logical = c_len then
-            c_rows := array_append(c_rows, v_value);
-          else
-            -- Insert in the middle: close the holes, then shift.
-            if cardinality(c_holes) > 0 then
-              c_rows := array_remove(c_rows, null::jsonb);
-              c_holes := '{}';
-            end if;
-            c_rows := array_cat(array_append(c_rows[1:v_logical], v_value), c_rows[v_logical + 1:]);
-          end if;
-          c_len := c_len + 1;
-        elsif v_kind = 'remove' then
-          c_rows[v_phys + 1] := null;
-          c_holes := array(select h from unnest(array_append(c_holes, v_phys)) as u(h) order by h);
-          c_len := c_len - 1;
-        elsif v_kind = 'replace' then
-          c_rows[v_phys + 1] := v_value;
-        elsif c_rows[v_phys + 1] <> v_value then -- test
-          perform userdb.patch_error(i - 1, v_kind, v_path, 'test failed: the value differs');
-        end if;
+      if c_table is distinct from v_t then
+        -- Few ops, or no rows array there (the generic path reports what is wrong).
+        v_doc := userdb.apply_op(v_doc, i - 1, v_kind, v_path, v_tokens, v_value);
+        continue;
+      end if;
+
+      v_n := cardinality(v_tokens);
+      v_logical := userdb.array_index(i - 1, v_kind, v_path, v_tokens[4], c_len, v_n = 4 and v_kind = 'add');
+      v_phys := v_logical;
+      foreach v_hole in array c_holes loop
+        exit when v_hole > v_phys;
+        v_phys := v_phys + 1;
       end loop;
+      if v_n > 4 then
+        c_rows[v_phys + 1] := userdb.apply_op(c_rows[v_phys + 1], i - 1, v_kind, v_path, v_tokens[5:], v_value);
+      elsif v_kind = 'add' then
+        if v_logical = c_len then
+          c_rows := array_append(c_rows, v_value);
+        else
+          -- Insert in the middle: close the holes, then shift.
+          if cardinality(c_holes) > 0 then
+            c_rows := array_remove(c_rows, null::jsonb);
+            c_holes := '{}';
+          end if;
+          c_rows := array_cat(array_append(c_rows[1:v_logical], v_value), c_rows[v_logical + 1:]);
+        end if;
+        c_len := c_len + 1;
+      elsif v_kind = 'remove' then
+        c_rows[v_phys + 1] := null;
+        c_holes := array(select h from unnest(array_append(c_holes, v_phys)) as u(h) order by h);
+        c_len := c_len - 1;
+      elsif v_kind = 'replace' then
+        c_rows[v_phys + 1] := v_value;
+      elsif c_rows[v_phys + 1] <> v_value then -- test
+        perform userdb.patch_error(i - 1, v_kind, v_path, 'test failed: the value differs');
+      end if;
     end loop;
     v_k := v_seg_end + 1;
   end loop;
 
+  if v_bad is not null then
+    perform userdb.check_op(v_bad - 1, v_ops[v_bad]); -- raises
+  end if;
   if c_table is not null then
     v_doc := jsonb_set(v_doc, array['tables', c_table, 'rows'], userdb.rows_to_jsonb(c_rows));
   end if;
   return v_doc;
+end
+$$;
+
+create or replace function userdb.apply_patch(doc jsonb, ops jsonb)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  begin
+    return userdb.apply_patch_pass(doc, ops, false);
+  exception when sqlstate '22023' then
+    -- Some op is wrong: find the first one.
+    return userdb.apply_patch_pass(doc, ops, true);
+  end;
 end
 $$;
 
@@ -783,6 +834,9 @@ revoke execute on function
   userdb.array_index(integer, text, text, text, integer, boolean),
   userdb.apply_op(jsonb, integer, text, text, text[], jsonb),
   userdb.rows_to_jsonb(jsonb[]),
+  userdb.check_op(integer, jsonb),
+  userdb.op_is_well_formed(jsonb),
+  userdb.apply_patch_pass(jsonb, jsonb, boolean),
   userdb.apply_patch(jsonb, jsonb)
 from public, anon;
 
@@ -800,5 +854,8 @@ grant execute on function
   userdb.array_index(integer, text, text, text, integer, boolean),
   userdb.apply_op(jsonb, integer, text, text, text[], jsonb),
   userdb.rows_to_jsonb(jsonb[]),
+  userdb.check_op(integer, jsonb),
+  userdb.op_is_well_formed(jsonb),
+  userdb.apply_patch_pass(jsonb, jsonb, boolean),
   userdb.apply_patch(jsonb, jsonb)
 to authenticated, service_role;
