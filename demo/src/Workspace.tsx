@@ -1,0 +1,47 @@
+import { useState } from 'react';
+import { useQuery } from 'userdb/react';
+import type { DemoDb } from './db.js';
+import type { DemoNetwork } from './network.js';
+import { ProjectList } from './ProjectList.js';
+import { OfflineSwitch, SyncBadge } from './SyncBadge.js';
+import type { DemoUser } from './session.js';
+import { TaskList } from './TaskList.js';
+import { ConflictToasts } from './Toasts.js';
+
+interface WorkspaceProps {
+  db: DemoDb;
+  user: DemoUser;
+  network: DemoNetwork;
+  onSignOut: () => void;
+}
+
+export function Workspace({ db, user, network, onSignOut }: WorkspaceProps) {
+  const projects = useQuery(() => db.table('projects').query().orderBy('created_at').observe(), [db]);
+  const [selectedId, setSelectedId] = useState<string | null>(null);
+  const selected = projects?.find((p) => p.id === selectedId) ?? projects?.[0];
+
+  return (
+    <div className="app">
+      <header>
+        <h1>Projects &amp; Tasks</h1>
+        <SyncBadge db={db} />
+        <OfflineSwitch network={network} />
+        <span className="user" data-testid="user">
+          {user.email ?? 'anonymous'}
+        </span>
+        <button type="button" className="link" onClick={onSignOut}>
+          Sign out
+        </button>
+      </header>
+      <main>
+        <ProjectList db={db} projects={projects ?? []} selectedId={selected?.id} onSelect={setSelectedId} />
+        {selected === undefined ? (
+          <section className="tasks empty">Add a project to start.</section>
+        ) : (
+          <TaskList db={db} project={selected} />
+        )}
+      </main>
+      <ConflictToasts db={db} />
+    </div>
+  );
+}
