@@ -22,6 +22,8 @@ export {
   createUserDb,
   defineSchema,
   type FieldShape,
+  type InferInsert,
+  type InferRow,
   type InsertOf,
   type KeyOf,
   Query,

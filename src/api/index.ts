@@ -3,6 +3,8 @@ export {
   type DeclaredTable,
   defineSchema,
   type FieldShape,
+  type InferInsert,
+  type InferRow,
   type InsertOf,
   type KeyOf,
   type RowOf,

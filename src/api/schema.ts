@@ -12,16 +12,37 @@ import {
 } from '../doc/index.js';
 import { SchemaError } from '../errors.js';
 
-/** The zod schemas of a table's fields, by field name. */
+/**
+ * The zod schemas of a table's fields, by field name.
+ *
+ * @example
+ * ```ts
+ * const fields = { id: z.string(), done: z.boolean() } satisfies FieldShape;
+ * ```
+ */
 export type FieldShape = Record<string, z.ZodType>;
 
-/** One declared table: zod field schemas and the primary key's field names. */
+/**
+ * One declared table: zod field schemas and the primary key's field names.
+ *
+ * @example
+ * ```ts
+ * const tasks: TableDefinition = { fields: { id: z.string(), title: z.string() }, primaryKey: ['id'] };
+ * ```
+ */
 export interface TableDefinition<F extends FieldShape = FieldShape> {
   fields: F;
   primaryKey: readonly (keyof F & string)[];
 }
 
-/** All declared tables, by table name. */
+/**
+ * All declared tables, by table name (what {@link defineSchema} takes).
+ *
+ * @example
+ * ```ts
+ * const definition = { tasks: { fields: { id: z.string() }, primaryKey: ['id'] } } satisfies SchemaDefinition;
+ * ```
+ */
 export type SchemaDefinition = Record<string, TableDefinition>;
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
@@ -36,27 +57,62 @@ type OptionalKeys<F extends FieldShape> = {
 type RequiredKeys<F extends FieldShape> = Exclude<keyof F, OptionalKeys<F>>;
 type InputValue<Z extends z.ZodType> = z.input<Z> | (undefined extends z.output<Z> ? null : never);
 
-/** A row as read from a table with fields `F`: every field present. */
+/**
+ * A row as read from a table with fields `F`: every field present (optional fields as `null`), read-only.
+ *
+ * @example
+ * ```ts
+ * type Task = RowOf<{ id: z.ZodString; note: z.ZodOptional<z.ZodString> }>; // { readonly id: string; readonly note: string | null }
+ * ```
+ */
 export type RowOf<F extends FieldShape> = Simplify<{ [K in keyof F]: StoredValue<F[K]> }>;
 
-/** A row as given to `insert`/`upsert`: optional and defaulted fields may be left out. */
+/**
+ * A row as given to `insert`/`upsert`: optional and defaulted fields may be left out.
+ *
+ * @example
+ * ```ts
+ * type NewTask = InsertOf<typeof schema.definition.tasks.fields>;
+ * ```
+ */
 export type InsertOf<F extends FieldShape> = Simplify<
   { [K in RequiredKeys<F>]: z.input<F[K]> } & { [K in OptionalKeys<F>]?: InputValue<F[K]> }
 >;
 
-/** The changes given to `update`: any subset of the non-key fields. */
+/**
+ * The changes given to `update`: any subset of the non-key fields.
+ *
+ * @example
+ * ```ts
+ * type TaskChanges = UpdateOf<typeof schema.definition.tasks.fields, ['id']>;
+ * ```
+ */
 export type UpdateOf<F extends FieldShape, PK extends readonly string[]> = Simplify<{
   [K in Exclude<keyof F, PK[number]>]?: InputValue<F[K]>;
 }>;
 
-/** A primary key value: the key field's value for a one-field key, a tuple for a composite key. */
+/**
+ * A primary key value: the key field's value for a one-field key, a tuple for a composite key.
+ *
+ * @example
+ * ```ts
+ * type MemberKey = KeyOf<{ team: z.ZodString; user: z.ZodNumber }, ['team', 'user']>; // readonly [string, number]
+ * ```
+ */
 export type KeyOf<F extends FieldShape, PK extends readonly string[]> = PK extends readonly [
   infer Only extends string,
 ]
   ? z.output<F[Only]>
   : { readonly [I in keyof PK]: PK[I] extends keyof F ? z.output<F[PK[I]]> : never };
 
-/** The four types of a table's API. */
+/**
+ * The four types of a table's API (row read, insert input, update changes, key).
+ *
+ * @example
+ * ```ts
+ * type T = TableTypesOf<typeof schema.definition, 'tasks'>; // satisfies TableTypes
+ * ```
+ */
 export interface TableTypes {
   row: object;
   insert: object;
@@ -64,10 +120,24 @@ export interface TableTypes {
   key: unknown;
 }
 
-/** A row of an untyped table. */
+/**
+ * A row of an untyped table.
+ *
+ * @example
+ * ```ts
+ * const row: UntypedRow = { id: 'n1', tags: ['a'] };
+ * ```
+ */
 export type UntypedRow = Record<string, Json>;
 
-/** The types of an untyped table (created at run time, or reached with `db.untypedTable`). */
+/**
+ * The types of an untyped table (created at run time, or reached with `db.untypedTable`).
+ *
+ * @example
+ * ```ts
+ * const notes: Table<UntypedTableTypes> = db.untypedTable('notes');
+ * ```
+ */
 export interface UntypedTableTypes {
   row: UntypedRow;
   insert: Record<string, Json | Date>;
@@ -75,7 +145,14 @@ export interface UntypedTableTypes {
   key: Json | readonly Json[];
 }
 
-/** The API types of declared table `T` of schema definition `S`. */
+/**
+ * The API types of declared table `T` of schema definition `S`.
+ *
+ * @example
+ * ```ts
+ * type Task = TableTypesOf<typeof schema.definition, 'tasks'>['row'];
+ * ```
+ */
 export type TableTypesOf<S extends SchemaDefinition, T extends keyof S> = {
   row: RowOf<S[T]['fields']>;
   insert: InsertOf<S[T]['fields']>;
@@ -104,6 +181,11 @@ const DECLARED: unique symbol = Symbol('userdb.declaredTables');
 /**
  * A schema made by {@link defineSchema}: the definition (for type inference) and the derived
  * document schemas.
+ *
+ * @example
+ * ```ts
+ * schema.tables.tasks.fields; // [{ name: 'id', type: 'string' }, …]
+ * ```
  */
 export interface UserDbSchema<S extends SchemaDefinition = SchemaDefinition> {
   /** The definition given to {@link defineSchema}. */
@@ -276,3 +358,27 @@ export function defineSchema<const S extends SchemaDefinition>(
     [DECLARED]: declared,
   });
 }
+
+/**
+ * The row type of declared table `T` of a schema made by {@link defineSchema}.
+ *
+ * @example
+ * ```ts
+ * type Project = InferRow<typeof schema, 'projects'>;
+ * ```
+ */
+export type InferRow<U extends UserDbSchema, T extends keyof U['definition']> = RowOf<
+  U['definition'][T]['fields']
+>;
+
+/**
+ * The insert type of declared table `T` of a schema made by {@link defineSchema}.
+ *
+ * @example
+ * ```ts
+ * const draft: InferInsert<typeof schema, 'projects'> = { id: 'p_1', title: 'First', status: 'open', created_at };
+ * ```
+ */
+export type InferInsert<U extends UserDbSchema, T extends keyof U['definition']> = InsertOf<
+  U['definition'][T]['fields']
+>;

@@ -36,7 +36,14 @@ export interface DbCore {
   declared(table: string): DeclaredTable | undefined;
 }
 
-/** Comparison operators of {@link Query.where} other than `in`. */
+/**
+ * Comparison operators of {@link Query.where} other than `in`.
+ *
+ * @example
+ * ```ts
+ * const op: ComparisonOp = '>=';
+ * ```
+ */
 export type ComparisonOp = '==' | '!=' | '<' | '<=' | '>' | '>=';
 
 function context(core: DbCore, layer: ReadLayer, table: string): TableContext {

@@ -41,7 +41,13 @@ import {
   toCompact,
   toKeyed,
 } from '../doc/index.js';
-import { DatabaseClosedError, NotFoundError, SchemaError, type UserDbError } from '../errors.js';
+import {
+  DatabaseClosedError,
+  NotFoundError,
+  SchemaError,
+  StorageError,
+  type UserDbError,
+} from '../errors.js';
 import { LiveQueries, layerToKeyed, Overlay, type ReadLayer, tableOf, View } from '../query/index.js';
 import { deleteLocalDatabase, LocalStore, type OutboxEntry, type StoreChange } from '../store/index.js';
 import { checkDeclaredRow } from './codec.js';
@@ -55,7 +61,14 @@ import {
 } from './schema.js';
 import { type DbCore, Table, type WriteScope } from './table.js';
 
-/** Options of {@link createUserDb}. */
+/**
+ * Options of {@link createUserDb}.
+ *
+ * @example
+ * ```ts
+ * const options: CreateUserDbOptions = { userId: 'u1', indexedDB: new IDBFactory() };
+ * ```
+ */
 export interface CreateUserDbOptions<S extends SchemaDefinition = SchemaDefinition> {
   /** The user whose document this is; one local IndexedDB database (`userdb:<userId>`) per user. */
   userId: string;
@@ -67,23 +80,51 @@ export interface CreateUserDbOptions<S extends SchemaDefinition = SchemaDefiniti
   IDBKeyRange?: typeof IDBKeyRange | undefined;
 }
 
-/** Options of {@link clearLocal}. */
+/**
+ * Options of {@link clearLocal}.
+ *
+ * @example
+ * ```ts
+ * await clearLocal('u1', { indexedDB: new IDBFactory() } satisfies ClearLocalOptions);
+ * ```
+ */
 export interface ClearLocalOptions {
   indexedDB?: IDBFactory | undefined;
   IDBKeyRange?: typeof IDBKeyRange | undefined;
 }
 
-/** The table names `db.table()` accepts: the declared ones, or any name for an untyped database. */
+/**
+ * The table names `db.table()` accepts: the declared ones, or any name for an untyped database.
+ *
+ * @example
+ * ```ts
+ * type Names = TableName<typeof schema.definition>; // 'projects' | 'members'
+ * ```
+ */
 export type TableName<S extends SchemaDefinition> = string extends keyof S ? string : keyof S & string;
 
-/** The API types of table `T`: inferred from the schema, or untyped. */
+/**
+ * The API types of table `T`: inferred from the schema, or untyped.
+ *
+ * @example
+ * ```ts
+ * type ProjectRow = TypesOf<typeof schema.definition, 'projects'>['row'];
+ * ```
+ */
 export type TypesOf<S extends SchemaDefinition, T extends string> = string extends keyof S
   ? UntypedTableTypes
   : T extends keyof S
     ? TableTypesOf<S, T>
     : UntypedTableTypes;
 
-/** What a rebuild of the view found (returned by the internal `rebuild` hook). */
+/**
+ * What a rebuild of the view found (returned by the internal `rebuild` hook).
+ *
+ * @example
+ * ```ts
+ * const { changed, conflicts } = await rebuildView(db);
+ * ```
+ */
 export interface RebuildResult {
   /** Tables whose content changed. */
   changed: ReadonlySet<string>;
@@ -631,12 +672,18 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   /** Creates declared tables and fields missing from the document, as one write. */
   private async ensureDeclared(): Promise<void> {
     if (this.declared.size === 0) return;
-    await this.write((scope) => {
-      const { ops, problems } = this.declaredOps(scope.layer);
-      for (const p of problems) addProblem(this.problems, p);
-      if (ops.length > 0) scope.apply(ops);
-      return () => undefined;
-    });
+    try {
+      await this.write((scope) => {
+        const { ops, problems } = this.declaredOps(scope.layer);
+        for (const p of problems) addProblem(this.problems, p);
+        if (ops.length > 0) scope.apply(ops);
+        return () => undefined;
+      });
+    } catch (e) {
+      // e.g. quota exceeded: open anyway (reads work); writes to a missing table report NotFoundError
+      if (!(e instanceof StorageError)) throw e;
+      addProblem(this.problems, e);
+    }
   }
 
   /** The ops that create missing declared tables and fields, and declarations that do not match. */

@@ -22,7 +22,14 @@ import {
 import { ValidationError } from '../errors.js';
 import type { ReadLayer } from './view.js';
 
-/** Comparison operators of `where`. */
+/**
+ * Comparison operators of `where`.
+ *
+ * @example
+ * ```ts
+ * const op: WhereOp = 'in';
+ * ```
+ */
 export type WhereOp = '==' | '!=' | '<' | '<=' | '>' | '>=' | 'in';
 
 /** The operators accepted by `where`. */
@@ -35,7 +42,14 @@ export interface Condition {
   value: unknown;
 }
 
-/** Sort direction of `orderBy`. */
+/**
+ * Sort direction of `orderBy`.
+ *
+ * @example
+ * ```ts
+ * query.orderBy('created_at', 'desc' satisfies SortDirection);
+ * ```
+ */
 export type SortDirection = 'asc' | 'desc';
 
 /** One `orderBy` key. */
