@@ -586,11 +586,11 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       await this.catchUpLocked();
       return;
     }
-    let changed: Set<string>;
+    const changed = new Set<string>();
     try {
-      changed = this.view.apply(tx.ops);
+      this.view.apply(tx.ops, changed);
     } catch {
-      await this.reloadLocked();
+      await this.reloadAndReport(changed);
       return;
     }
     this.appliedSeq = result.seq;
@@ -598,8 +598,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   }
 
   private onStoreChange(change: StoreChange): void {
-    if (this.closing || this.catchUpQueued) return;
-    if (!change.meta && !change.outbox) return;
+    if (this.closing || this.catchUpQueued || change.ownAppendsOnly) return;
     this.catchUpQueued = true;
     this.exclusive(async () => {
       this.catchUpQueued = false;
@@ -625,7 +624,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     const changed = new Set<string>();
     for (const entry of tail.entries) {
       try {
-        for (const t of this.view.apply(entry.ops)) changed.add(t);
+        this.view.apply(entry.ops, changed);
       } catch {
         await this.reloadAndReport(changed);
         return;

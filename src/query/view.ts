@@ -164,10 +164,10 @@ export class View implements ReadLayer {
 
   /**
    * Applies keyed ops in order (strict; they must have been validated, e.g. on an {@link Overlay}).
-   * Returns the names of the tables that changed.
+   * Adds the names of the tables that changed to `changed` as it goes (so that they are known even
+   * when a later op throws) and returns it.
    */
-  apply(ops: readonly PatchOp[]): Set<string> {
-    const changed = new Set<string>();
+  apply(ops: readonly PatchOp[], changed: Set<string> = new Set()): Set<string> {
     for (const op of ops) {
       if (applyOp(this, op)) changed.add(parseKeyedPath(op.path).table);
     }

@@ -51,6 +51,11 @@ export interface StoreChange {
   meta: boolean;
   /** `outbox` changed: entries appended or deleted. */
   outbox: boolean;
+  /**
+   * The change is only outbox rows appended by this very instance (through {@link LocalStore.append}):
+   * a database applies its own writes itself and ignores these; a pusher wants them.
+   */
+  ownAppendsOnly: boolean;
 }
 
 /** The result of {@link LocalStore.append}. */
@@ -592,9 +597,8 @@ export class LocalStore {
       }
     }
     if (!meta && !outbox) return;
-    // This instance's own appends need no catch-up: the database applies them itself.
-    if (onlyOwnAppends) return;
-    for (const listener of [...this.listeners]) listener({ meta, outbox });
+    const change: StoreChange = { meta, outbox, ownAppendsOnly: onlyOwnAppends };
+    for (const listener of [...this.listeners]) listener(change);
   };
 
   /**

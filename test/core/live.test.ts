@@ -159,3 +159,23 @@ describe('two instances on one IndexedDB (two tabs)', () => {
     expect(await a.export()).toEqual(await b.export());
   });
 });
+
+describe('two instances writing the same row at once', () => {
+  it('converge on base + outbox replayed (the later write wins)', async () => {
+    const env = freshEnv();
+    const a = await typed(env);
+    const b = await typed(env);
+    await Promise.all([
+      a.table('projects').insert(project('p1', { title: 'from a' })),
+      b.table('projects').insert(project('p1', { title: 'from b' })),
+    ]);
+    // a third instance opened now reads the durable truth: base + outbox
+    const c = await typed(env);
+    const truth = (await c.table('projects').get('p1'))?.title;
+    expect(['from a', 'from b']).toContain(truth);
+    await waitFor(a.table('projects').observe('p1'), (r) => r?.title === truth);
+    await waitFor(b.table('projects').observe('p1'), (r) => r?.title === truth);
+    expect(await a.export()).toEqual(await c.export());
+    expect(await b.export()).toEqual(await c.export());
+  });
+});

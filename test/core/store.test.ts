@@ -377,3 +377,37 @@ describe('createUserDb', () => {
     });
   });
 });
+
+describe('problems found after open', () => {
+  it('a corrupted outbox row met while catching up is quarantined and reported on errors$', async () => {
+    const env = freshEnv();
+    const a = await untyped(env);
+    await a.createTable('notes', NOTES);
+    const b = await untyped(env);
+    const reported: unknown[] = [];
+    const sub = a.errors$.subscribe((e) => reported.push(e));
+    // written behind userdb's back (no change notification)
+    await raw(env, 'outbox', 'readwrite', (s) => s.add({ ops: 42, createdAt: 'x' }));
+    await b.table('notes').insert({ id: 'n1', text: 't', n: 1 });
+    await waitFor(a.table('notes').query().observe(), (rows) => rows.length === 1);
+    expect(reported).toHaveLength(1);
+    expect(reported[0]).toBeInstanceOf(StorageError);
+    expect(await localStore(a).readQuarantine()).toHaveLength(1);
+    sub.unsubscribe();
+  });
+
+  it('change notifications flag the appends of this instance', async () => {
+    const env = freshEnv();
+    const a = await untyped(env);
+    const b = await untyped(env);
+    const seen: { meta: boolean; outbox: boolean; ownAppendsOnly: boolean }[] = [];
+    const off = localStore(a).onChange((c) => seen.push(c));
+    await a.createTable('notes', NOTES);
+    expect(seen).toEqual([{ meta: false, outbox: true, ownAppendsOnly: true }]);
+    await b.table('notes').insert({ id: 'n1', text: 't', n: 1 });
+    expect(seen.at(-1)).toEqual({ meta: false, outbox: true, ownAppendsOnly: false });
+    await localStore(a).setNextBatchSeq(5);
+    expect(seen.at(-1)).toEqual({ meta: true, outbox: false, ownAppendsOnly: false });
+    off();
+  });
+});
