@@ -1,0 +1,94 @@
+/**
+ * `npm run bench`: every workload in Node (fake-indexeddb for the local ones, the dev server on
+ * PGlite for sync, PGlite and — with DATABASE_URL — PostgreSQL for the server ones, esbuild for the
+ * bundle). Prints one Markdown table and writes bench/results/node.json.
+ *
+ * Options: `--quick` (small sizes, few repeats: a smoke run), `--only=1,2,7` (some workloads),
+ * `--out=name` (results file name, default `node`, or `node-quick` with --quick).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { machineInfo } from './lib/machine.js';
+import { fakeIndexedDb } from './lib/node-backend.js';
+import { type Figure, formatRun, type RunResult } from './lib/report.js';
+import { bundleWorkload } from './workloads/bundle.js';
+import { type LocalConfig, localWorkloads, warmUp } from './workloads/local.js';
+import { serverWorkload } from './workloads/server.js';
+import { syncWorkloads } from './workloads/sync.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = new Set(
+  (args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? '1,2,3,4,5,6,7,8')
+    .split(',')
+    .map(Number),
+);
+const out =
+  args.find((a) => a.startsWith('--out='))?.slice('--out='.length) ?? (quick ? 'node-quick' : 'node');
+const log = (line: string) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+
+const machine = machineInfo();
+const local: LocalConfig = quick
+  ? {
+      sizes: [1000, 10_000],
+      writeRuns: () => 100,
+      writeWarmup: 20,
+      listRuns: () => 20,
+      bulkRows: 2000,
+      bulkRuns: 2,
+      getRuns: 500,
+      queryRuns: 10,
+      startRuns: () => 3,
+      log,
+    }
+  : {
+      sizes: [1000, 10_000, 100_000],
+      writeRuns: (rows) => (rows >= 100_000 ? 300 : 500),
+      writeWarmup: 50,
+      listRuns: (rows) => (rows >= 100_000 ? 30 : 100),
+      bulkRows: 10_000,
+      bulkRuns: 3,
+      getRuns: 2000,
+      queryRuns: 30,
+      startRuns: (rows) => (rows >= 100_000 ? 5 : rows >= 10_000 ? 10 : 20),
+      log,
+    };
+
+const started = Date.now();
+const figures: Figure[] = [];
+const backend = fakeIndexedDb(String(machine['fake-indexeddb']));
+if ([1, 2, 3, 4].some((w) => only.has(w))) {
+  await warmUp(backend);
+  const all = await localWorkloads(backend, local);
+  figures.push(...all.filter((f) => only.has(f.workload)));
+}
+if (only.has(5) || only.has(6)) {
+  const sync = await syncWorkloads({ quick, log });
+  figures.push(...sync.filter((f) => only.has(f.workload)));
+}
+if (only.has(7))
+  figures.push(...(await serverWorkload({ quick, log, databaseUrl: process.env.DATABASE_URL })));
+if (only.has(8)) figures.push(...(await bundleWorkload()));
+
+const run: RunResult = {
+  name: 'node',
+  startedAt: new Date(started).toISOString(),
+  durationMs: Date.now() - started,
+  machine: { ...machine, indexedDB: backend.label },
+  config: {
+    quick,
+    workloads: [...only].join(','),
+    sizes: local.sizes.join(','),
+    bulkRows: local.bulkRows,
+    seed: 'fixed (mulberry32; rows seed 1, edits seed 4242+rows)',
+    postgres: process.env.DATABASE_URL === undefined ? 'not set' : 'DATABASE_URL',
+  },
+  figures,
+};
+const dir = fileURLToPath(new URL('./results/', import.meta.url));
+mkdirSync(dir, { recursive: true });
+writeFileSync(`${dir}${out}.json`, `${JSON.stringify(run, null, 2)}\n`);
+process.stdout.write(formatRun(run));
+log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s; wrote bench/results/${out}.json`);
+process.exit(0);

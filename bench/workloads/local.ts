@@ -1,0 +1,342 @@
+/**
+ * Workloads 1–4, local only (no network): write latency against document size, bulk inserts
+ * against raw Dexie, reads at 100k rows, and start-up against `JSON.parse` of the same bytes.
+ * Runs on any {@link Backend}: fake-indexeddb in Node, real IndexedDB in Chromium.
+ */
+import { Dexie } from 'dexie';
+import { localStore } from '../../src/api/internal.js';
+import { createUserDb, type UserDb } from '../../src/index.js';
+import { LocalStore } from '../../src/store/index.js';
+import type { Backend, Place } from '../lib/backend.js';
+import { type Item, keyOf, makeDoc, makeItems, schema, TABLE } from '../lib/data.js';
+import { atMost, type Figure, timing } from '../lib/report.js';
+import { mulberry32, randInt } from '../lib/rng.js';
+import { now, repeat, summarize, tick } from '../lib/stats.js';
+
+type Db = UserDb<typeof schema.definition>;
+
+/** Repeat counts and sizes of the local workloads. */
+export interface LocalConfig {
+  /** Document sizes of workloads 1 and 4 (rows). The last one is also the size of workload 3. */
+  sizes: number[];
+  /** Measured one-field updates per size (workload 1), after `writeWarmup` unmeasured ones. */
+  writeRuns: (rows: number) => number;
+  writeWarmup: number;
+  /** Measured updates per size with a 50-row list query open (its re-evaluation is included). */
+  listRuns: (rows: number) => number;
+  /** Rows of workload 2, and how often the one-transaction insert is repeated. */
+  bulkRows: number;
+  bulkRuns: number;
+  /** Gets and queries of workload 3. */
+  getRuns: number;
+  queryRuns: number;
+  /** Start-ups per size (workload 4). */
+  startRuns: (rows: number) => number;
+  /** Called with a line of progress. */
+  log: (line: string) => void;
+}
+
+function label(rows: number): string {
+  return rows >= 1000 && rows % 1000 === 0 ? `${rows / 1000}k` : String(rows);
+}
+
+async function open(place: Place): Promise<Db> {
+  return createUserDb({
+    userId: place.userId,
+    schema,
+    indexedDB: place.indexedDB,
+    IDBKeyRange: place.IDBKeyRange,
+  });
+}
+
+/** Stores a base document of `rows` rows directly (as a pull would), with an empty outbox. */
+async function seed(place: Place, rows: number): Promise<void> {
+  const store = await LocalStore.open(place);
+  try {
+    await store.replaceBase(makeDoc(rows), null);
+  } finally {
+    store.close();
+  }
+}
+
+/** The list every UI shows: open items by priority, first page. */
+function listQuery(db: Db) {
+  return db.table(TABLE).query().where('status', '==', 'open').orderBy('priority', 'desc').limit(50);
+}
+
+interface WriteSamples {
+  resolve: number[];
+  emit: number[];
+  listResolve: number[];
+  listEmit: number[];
+}
+
+/** Workload 1 at one size (and, at the largest size, workload 3 on the same database). */
+async function writesAt(
+  backend: Backend,
+  rows: number,
+  cfg: LocalConfig,
+  reads: boolean,
+): Promise<{ w: WriteSamples; get?: number[]; query?: number[] }> {
+  const place = backend.fresh();
+  await seed(place, rows);
+  const db = await open(place);
+  const items = db.table(TABLE);
+  const rng = mulberry32(4242 + rows);
+  const w: WriteSamples = { resolve: [], emit: [], listResolve: [], listEmit: [] };
+  try {
+    if ((await items.query().count()) !== rows) throw new Error(`seeding ${rows} rows failed`);
+    // Updates of random rows, each observed by a row subscription (subscribed before the clock starts).
+    const total = cfg.writeWarmup + cfg.writeRuns(rows);
+    for (let i = 0; i < total; i++) {
+      const key = keyOf(randInt(rng, rows));
+      let emitted: number | undefined;
+      let initial = true;
+      const sub = items.observe(key).subscribe(() => {
+        if (initial) initial = false;
+        else emitted ??= now();
+      });
+      const t0 = now();
+      await items.update(key, { title: `edit ${i}` });
+      const t1 = now();
+      sub.unsubscribe();
+      if (emitted === undefined) throw new Error('the row subscription did not emit');
+      if (i >= cfg.writeWarmup) {
+        w.resolve.push(t1 - t0);
+        w.emit.push(emitted - t0);
+      }
+      if (i % 64 === 63) await tick();
+    }
+    // The same with a 50-row list query open; each update edits a row it shows, so it must emit.
+    let shown: readonly Item[] = [];
+    let listAt: number | undefined;
+    const sub = listQuery(db)
+      .observe()
+      .subscribe((r) => {
+        shown = r;
+        listAt = now();
+      });
+    const listTotal = Math.min(cfg.writeWarmup, 10) + cfg.listRuns(rows);
+    for (let i = 0; i < listTotal; i++) {
+      const row = shown[randInt(rng, shown.length)];
+      if (row === undefined) throw new Error('the list query is empty');
+      listAt = undefined;
+      const t0 = now();
+      await items.update(row.id, { title: `list edit ${i}` });
+      const t1 = now();
+      if (listAt === undefined) throw new Error('the list query did not emit');
+      if (i >= Math.min(cfg.writeWarmup, 10)) {
+        w.listResolve.push(t1 - t0);
+        w.listEmit.push(listAt - t0);
+      }
+    }
+    sub.unsubscribe();
+    if (!reads) return { w };
+    // Workload 3: reads on the same database.
+    const get = await repeat(cfg.getRuns, 100, async () => {
+      await items.get(keyOf(randInt(rng, rows)));
+    });
+    const query = await repeat(cfg.queryRuns, 3, async () => {
+      const r = await listQuery(db).toArray();
+      if (r.length !== 50) throw new Error('the list query did not return 50 rows');
+    });
+    return { w, get, query };
+  } finally {
+    await db.close();
+    await backend.dispose(place);
+  }
+}
+
+/** Workload 2: 10k inserts, one transaction and one by one, against raw Dexie bulkPut / put. */
+async function bulk(backend: Backend, cfg: LocalConfig): Promise<Figure[]> {
+  const rows = makeItems(cfg.bulkRows, 7);
+  const n = label(cfg.bulkRows);
+  const tx: number[] = [];
+  const rawBulk: number[] = [];
+  for (let run = 0; run < cfg.bulkRuns + 1; run++) {
+    const place = backend.fresh();
+    const db = await open(place);
+    const items = db.table(TABLE);
+    const t = now();
+    await db.transaction(async () => {
+      for (const row of rows) await items.insert(row);
+    });
+    const dt = now() - t;
+    await db.close();
+    const raw = rawDexie(place);
+    await raw.open();
+    const t2 = now();
+    await raw.table('items').bulkPut(rows);
+    const dt2 = now() - t2;
+    await raw.delete();
+    await backend.dispose(place);
+    if (run > 0) {
+      tx.push(dt);
+      rawBulk.push(dt2);
+    }
+  }
+  // One by one: every insert is timed (its own outbox row / its own IndexedDB transaction).
+  const single: number[] = [];
+  const rawSingle: number[] = [];
+  {
+    const place = backend.fresh();
+    const db = await open(place);
+    const items = db.table(TABLE);
+    const raw = rawDexie(place);
+    await raw.open();
+    const table = raw.table('items');
+    const warm = makeItems(200, 8, cfg.bulkRows);
+    for (const row of warm) {
+      await items.insert(row);
+      await table.put(row);
+    }
+    for (const row of rows) {
+      const t = now();
+      await items.insert(row);
+      single.push(now() - t);
+    }
+    for (const row of rows) {
+      const t = now();
+      await table.put(row);
+      rawSingle.push(now() - t);
+    }
+    await db.close();
+    await raw.delete();
+    await backend.dispose(place);
+  }
+  const sTx = summarize(tx);
+  const sRaw = summarize(rawBulk);
+  const sSingle = summarize(single);
+  const sRawSingle = summarize(rawSingle);
+  const sumSingle = single.reduce((a, b) => a + b, 0);
+  const sumRaw = rawSingle.reduce((a, b) => a + b, 0);
+  return [
+    timing(2, `${n} inserts in one transaction (total)`, sTx, {
+      ratio: sTx.p50 / sRaw.p50,
+      ratioOf: 'vs raw Dexie bulkPut',
+    }),
+    timing(2, `raw Dexie bulkPut of the same ${n} rows (floor)`, sRaw),
+    timing(2, `${n} single inserts, per insert`, sSingle, {
+      ratio: sSingle.p50 / sRawSingle.p50,
+      ratioOf: 'vs raw Dexie put',
+      note: `total ${(sumSingle / 1000).toFixed(2)} s vs ${(sumRaw / 1000).toFixed(2)} s raw (×${(sumSingle / sumRaw).toFixed(2)})`,
+    }),
+    timing(2, `raw Dexie put of the same rows, per put (floor)`, sRawSingle),
+  ];
+}
+
+function rawDexie(place: Place): Dexie {
+  const raw = new Dexie(`raw:${place.userId}`, {
+    indexedDB: place.indexedDB,
+    IDBKeyRange: place.IDBKeyRange,
+    cache: 'disabled',
+  });
+  raw.version(1).stores({ items: 'id' });
+  return raw;
+}
+
+/** Workload 4 at one size: open → first query result, against JSON.parse of the compact bytes. */
+async function startAt(backend: Backend, rows: number, runs: number): Promise<Figure[]> {
+  const place = backend.fresh();
+  await seed(place, rows);
+  const once = async () => {
+    const db = await open(place);
+    const first = await db.table(TABLE).query().limit(50).toArray();
+    if (first.length !== Math.min(50, rows)) throw new Error('start-up query returned the wrong rows');
+    return db;
+  };
+  const samples: number[] = [];
+  for (let i = 0; i < runs + 1; i++) {
+    const t = now();
+    const db = await once();
+    const dt = now() - t;
+    await db.close();
+    if (i > 0) samples.push(dt);
+    await tick();
+  }
+  await backend.dispose(place);
+  const bytes = JSON.stringify(makeDoc(rows));
+  let sink = 0;
+  const parse = await repeat(Math.max(runs, 10), 2, () => {
+    sink += (JSON.parse(bytes) as { version: number }).version;
+  });
+  if (sink === 0) throw new Error('unreachable');
+  const s = summarize(samples);
+  const p = summarize(parse);
+  const n = label(rows);
+  return [
+    timing(4, `start-up ${n} rows: open → first query result`, s, {
+      ratio: s.p50 / p.p50,
+      ratioOf: 'vs JSON.parse',
+    }),
+    timing(
+      4,
+      `JSON.parse of the same ${(bytes.length / 1024 / 1024).toFixed(2)} MiB compact document (floor)`,
+      p,
+    ),
+  ];
+}
+
+/** Runs workloads 1–4 and returns their figures in plan order. */
+export async function localWorkloads(backend: Backend, cfg: LocalConfig): Promise<Figure[]> {
+  const w1: Figure[] = [];
+  const w1list: Figure[] = [];
+  const w3: Figure[] = [];
+  const bySize = new Map<number, WriteSamples>();
+  const largest = Math.max(...cfg.sizes);
+  for (const rows of cfg.sizes) {
+    cfg.log(`1: updates at ${label(rows)} rows`);
+    const r = await writesAt(backend, rows, cfg, rows === largest);
+    bySize.set(rows, r.w);
+    if (r.get !== undefined && r.query !== undefined) {
+      w3.push(timing(3, `get by key at ${label(rows)} rows`, summarize(r.get)));
+      w3.push(timing(3, `where + orderBy + limit 50 at ${label(rows)} rows`, summarize(r.query)));
+    }
+  }
+  const smallest = Math.min(...cfg.sizes);
+  const base = bySize.get(smallest) as WriteSamples;
+  for (const rows of cfg.sizes) {
+    const w = bySize.get(rows) as WriteSamples;
+    const resolve = summarize(w.resolve);
+    const emit = summarize(w.emit);
+    const isLargest = rows === largest && rows !== smallest;
+    const ratioOf = `${label(rows)}/${label(smallest)}`;
+    const r1 = resolve.p50 / summarize(base.resolve).p50;
+    const r2 = emit.p50 / summarize(base.emit).p50;
+    w1.push(
+      timing(1, `update 1 field, ${label(rows)} rows → promise resolved`, resolve, {
+        ...(isLargest ? { ratio: r1, ratioOf, target: '≤ 1.5', met: atMost(r1, 1.5) } : {}),
+      }),
+      timing(1, `update 1 field, ${label(rows)} rows → row observer emitted`, emit, {
+        ...(isLargest ? { ratio: r2, ratioOf, target: '≤ 1.5', met: atMost(r2, 1.5) } : {}),
+      }),
+    );
+    const listEmit = summarize(w.listEmit);
+    const r3 = listEmit.p50 / summarize(base.listEmit).p50;
+    w1list.push(
+      timing(1, `update 1 field, ${label(rows)} rows, 50-row list query open → list emitted`, listEmit, {
+        ...(isLargest ? { ratio: r3, ratioOf } : {}),
+        note: 'the list query (where + orderBy + limit 50) re-runs on every change of its table',
+      }),
+    );
+  }
+  cfg.log(`2: ${label(cfg.bulkRows)} inserts`);
+  const w2 = await bulk(backend, cfg);
+  const w4: Figure[] = [];
+  for (const rows of cfg.sizes) {
+    cfg.log(`4: start-up at ${label(rows)} rows`);
+    w4.push(...(await startAt(backend, rows, cfg.startRuns(rows))));
+  }
+  return [...w1, ...w1list, ...w2, ...w3, ...w4];
+}
+
+/** Touches every table once so module initialisation is not measured (used by the runners). */
+export async function warmUp(backend: Backend): Promise<void> {
+  const place = backend.fresh();
+  await seed(place, 100);
+  const db = await open(place);
+  await db.table(TABLE).update(keyOf(1), { title: 'warm' });
+  await localStore(db as unknown as UserDb).countOutbox();
+  await db.close();
+  await backend.dispose(place);
+}
