@@ -22,6 +22,7 @@ export interface RestContext {
   jwtSecret: string;
   faults: Faults;
   maxBodyBytes: number;
+  schemaCache: SchemaCache;
 }
 
 /** A PostgREST error body. */
@@ -166,6 +167,48 @@ async function findFunctions(tx: Queryable, schema: string, name: string): Promi
   }));
 }
 
+/**
+ * PostgREST's schema cache, for functions: the catalog lookup is done once per name.
+ * A call whose arguments match no cached signature reloads the entry, so functions
+ * created later are found at once; `NOTIFY pgrst, 'reload schema'` clears it all, as
+ * it does for PostgREST.
+ *
+ * @example
+ * ```ts
+ * const cache = new SchemaCache();
+ * await db.listen('pgrst', (payload) => cache.notify(payload));
+ * ```
+ */
+export class SchemaCache {
+  readonly #functions = new Map<string, FunctionInfo[]>();
+
+  /** @internal The candidates for `schema.name` matching `keys`, reloading on a miss. */
+  async lookup(
+    tx: Queryable,
+    schema: string,
+    name: string,
+    keys: readonly string[],
+  ): Promise<{ fn: FunctionInfo | undefined; candidates: FunctionInfo[] }> {
+    const key = `${schema}.${name}`;
+    const cached = this.#functions.get(key);
+    const hit = cached?.find((c) => matches(c, keys));
+    if (cached !== undefined && hit !== undefined) return { fn: hit, candidates: cached };
+    const candidates = await findFunctions(tx, schema, name);
+    this.#functions.set(key, candidates);
+    return { fn: candidates.find((c) => matches(c, keys)), candidates };
+  }
+
+  /** Forgets `schema.name` (after the database said it does not exist). */
+  forget(schema: string, name: string): void {
+    this.#functions.delete(`${schema}.${name}`);
+  }
+
+  /** Handles a `pgrst` notification: `reload schema` (or an empty payload) clears the cache. */
+  notify(payload: string): void {
+    if (payload === '' || payload === 'reload schema') this.#functions.clear();
+  }
+}
+
 function isSingleUnnamedJson(fn: FunctionInfo): boolean {
   const only = fn.args[0];
   return (
@@ -306,8 +349,7 @@ export async function handleRpc(
   try {
     outcome = await ctx.db.transaction(async (tx) => {
       if (method !== 'POST') await tx.query('set transaction read only');
-      const candidates = await findFunctions(tx, schema, fnName);
-      const fn = candidates.find((c) => matches(c, keys));
+      const { fn, candidates } = await ctx.schemaCache.lookup(tx, schema, fnName, keys);
       if (fn === undefined) throw new RpcError(404, notFound(schema, fnName, keys, candidates));
       await tx.query(
         `select
@@ -359,6 +401,7 @@ export async function handleRpc(
       return;
     }
     if (isPostgresError(error)) {
+      if (error.code === '42883') ctx.schemaCache.forget(schema, fnName);
       sendJson(
         req,
         res,

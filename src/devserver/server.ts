@@ -18,7 +18,7 @@ import { Faults } from './faults.js';
 import { sendJson, sendPreflight } from './http.js';
 import { signJwt } from './jwt.js';
 import { defaultMigrationsDir, prepareDatabase } from './migrate.js';
-import { handleRpc } from './postgrest.js';
+import { handleRpc, SchemaCache } from './postgrest.js';
 import { RealtimeServer } from './realtime/server.js';
 
 /** Options of {@link startDevServer}. */
@@ -105,13 +105,18 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 
   let realtime: RealtimeServer;
   let auth: AuthService;
+  let schemaCache = new SchemaCache();
+  let unlistenSchema: (() => Promise<void>) | undefined;
   const faults = new Faults({ closeAllSockets: () => realtime.closeAllSockets() });
   let port = options.port ?? 54321;
   let url = '';
   let http: Server | undefined;
   const sockets = new Set<Socket>();
 
-  const build = () => {
+  const build = async () => {
+    schemaCache = new SchemaCache();
+    const cache = schemaCache;
+    unlistenSchema = await db.listen('pgrst', (payload) => cache.notify(payload));
     realtime = new RealtimeServer({
       db,
       jwtSecret,
@@ -178,7 +183,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       await handleRpc(
         req,
         res,
-        { db, jwtSecret, faults, maxBodyBytes },
+        { db, jwtSecret, faults, maxBodyBytes, schemaCache },
         decodeURIComponent(rpc[1] ?? ''),
         requestUrl,
       );
@@ -238,6 +243,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     const server = http;
     http = undefined;
     await realtime.stop();
+    await unlistenSchema?.().catch(() => undefined);
+    unlistenSchema = undefined;
     if (server !== undefined) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
@@ -246,7 +253,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     }
   };
 
-  build();
+  await build();
   await listen();
   await realtime!.start();
 
@@ -269,7 +276,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
         db = await openDatabase(location);
       }
       await prepareDatabase(db, { migrationsDirs });
-      build();
+      await build();
       await listen();
       await realtime.start();
     },

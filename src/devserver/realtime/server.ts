@@ -75,6 +75,8 @@ interface TableInfo {
 const TOO_LARGE = 'Error 413: Payload Too Large';
 /** Values larger than this many bytes are dropped from an oversized record (Realtime's rule). */
 const SMALL_VALUE_BYTES = 64;
+/** How long table metadata (columns, primary key, RLS) is trusted without a re-read. */
+const TABLE_INFO_TTL_MS = 2000;
 /** Node timers cannot wait longer than this. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -121,6 +123,8 @@ export class RealtimeServer {
   #drainAgain = false;
   #stopped = false;
   #delivered = 0;
+  /** Table metadata, re-read when a few seconds old or when the row's columns changed. */
+  readonly #tables = new Map<string, { info: TableInfo | undefined; at: number }>();
 
   constructor(options: RealtimeOptions) {
     this.#o = options;
@@ -376,6 +380,7 @@ export class RealtimeServer {
     }
     // Tables added to the publication since the start get their capture trigger now,
     // before the channel is told the change feed is ready.
+    this.#tables.clear();
     this.#o.db.query('select _userdb_realtime.sync_triggers()').then(
       () => {
         if (client.channels.get(channel.topic) === channel) {
@@ -457,20 +462,23 @@ export class RealtimeServer {
       );
       if (rows.length === 0) return;
       rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
-      const tables = new Map<string, TableInfo | undefined>();
       for (const row of rows) {
         if (this.#stopped) return;
-        await this.#dispatch(JSON.parse(row.change) as CapturedChange, tables);
+        await this.#dispatch(JSON.parse(row.change) as CapturedChange);
       }
     }
   }
 
-  async #tableInfo(
-    change: CapturedChange,
-    cache: Map<string, TableInfo | undefined>,
-  ): Promise<TableInfo | undefined> {
+  async #tableInfo(change: CapturedChange): Promise<TableInfo | undefined> {
     const key = `${change.schema}.${change.table}`;
-    if (cache.has(key)) return cache.get(key);
+    const cached = this.#tables.get(key);
+    if (cached !== undefined && Date.now() - cached.at < TABLE_INFO_TTL_MS) {
+      const names = cached.info?.columns.map((c) => c.name);
+      const record = change.record ?? change.old_record ?? {};
+      const same =
+        names !== undefined && names.length === Object.keys(record).length && names.every((n) => n in record);
+      if (same) return cached.info;
+    }
     const rows = await this.#o.db.query<{ rls: boolean; replident: string; columns: string; pk: string }>(
       `select c.relrowsecurity as rls, c.relreplident::text as replident,
          (select coalesce(json_agg(json_build_object('name', a.attname, 'type', t.typname) order by a.attnum), '[]'::json)
@@ -494,11 +502,11 @@ export class RealtimeServer {
             columns: JSON.parse(row.columns) as ChangeColumn[],
             primaryKey: JSON.parse(row.pk) as string[],
           };
-    cache.set(key, info);
+    this.#tables.set(key, { info, at: Date.now() });
     return info;
   }
 
-  async #dispatch(change: CapturedChange, tables: Map<string, TableInfo | undefined>): Promise<void> {
+  async #dispatch(change: CapturedChange): Promise<void> {
     const candidates: { client: Client; channel: Channel; bindings: Binding[] }[] = [];
     for (const client of this.#clients) {
       for (const channel of client.channels.values()) {
@@ -512,7 +520,7 @@ export class RealtimeServer {
       }
     }
     if (candidates.length === 0) return;
-    const info = await this.#tableInfo(change, tables);
+    const info = await this.#tableInfo(change);
     if (info === undefined || info.primaryKey.length === 0) return;
 
     // What Realtime's wal2json stream knows: the new row, and of the old row only the
@@ -602,16 +610,26 @@ export class RealtimeServer {
         : JSON.stringify(value);
     });
     const visible = new Set<string>();
+    const check = async (tx: Queryable, channel: Channel) => {
+      await tx.query("select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)", [
+        channel.role,
+        JSON.stringify(channel.claims),
+      ]);
+      const rows = await tx.query<{ ok: boolean }>(sql, params);
+      return rows[0]?.ok === true;
+    };
+    const [only] = groups;
+    if (groups.size === 1 && only !== undefined) {
+      // One identity (the common case): no savepoint needed; an error means "not visible".
+      const ok = await this.#o.db.transaction((tx) => check(tx, only[1])).catch(() => false);
+      if (ok) visible.add(only[0]);
+      return visible;
+    }
     await this.#o.db.transaction(async (tx: Queryable) => {
       for (const [key, channel] of groups) {
         await tx.query('savepoint walrus');
         try {
-          await tx.query("select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)", [
-            channel.role,
-            JSON.stringify(channel.claims),
-          ]);
-          const rows = await tx.query<{ ok: boolean }>(sql, params);
-          if (rows[0]?.ok === true) visible.add(key);
+          if (await check(tx, channel)) visible.add(key);
           await tx.query('release savepoint walrus');
         } catch {
           await tx.query('rollback to savepoint walrus');
