@@ -137,10 +137,6 @@ interface TxState {
   readonly ops: PatchOp[];
 }
 
-function addProblem(list: UserDbError[], e: UserDbError): void {
-  list.push(e);
-}
-
 /**
  * A user's local database. Create it with {@link createUserDb}; close it with {@link UserDb.close}.
  *
@@ -171,7 +167,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   private readonly errorSubject = new Subject<UserDbError>();
   private readonly problems: UserDbError[] = [];
   private readonly core: DbCore;
-  private view = new View();
+  private readonly view = new View();
   private generation = -1;
   private appliedSeq = 0;
   private current: TxState | null = null;
@@ -180,6 +176,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   private catchUpQueued = false;
   private closing = false;
   private closed = false;
+  private closePromise: Promise<void> | undefined;
   private unsubscribeStore: () => void = () => {};
   private readonly tables = new Map<string, Table<UntypedTableTypes>>();
 
@@ -216,7 +213,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       db.unsubscribeStore = store.onChange((change) => db.onStoreChange(change));
       await db.exclusive(async () => {
         const { problems } = await db.reloadLocked();
-        for (const p of problems) addProblem(db.problems, p);
+        for (const p of problems) db.problems.push(p);
       });
       await db.ensureDeclared();
     } catch (e) {
@@ -447,14 +444,15 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
    * await db.close();
    * ```
    */
-  async close(): Promise<void> {
-    if (this.closing) {
-      await this.tail.catch(() => undefined);
-      return;
+  close(): Promise<void> {
+    if (this.closePromise === undefined) {
+      this.closing = true;
+      this.closePromise = this.tail.then(
+        () => this.shutdown(),
+        () => this.shutdown(),
+      );
     }
-    this.closing = true;
-    await this.tail.catch(() => undefined);
-    this.shutdown();
+    return this.closePromise;
   }
 
   // ---- internals -------------------------------------------------------------------------------
@@ -476,6 +474,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   }
 
   private shutdown(): void {
+    if (this.closed) return;
     this.closing = true;
     this.closed = true;
     this.unsubscribeStore();
@@ -674,14 +673,14 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     try {
       await this.write((scope) => {
         const { ops, problems } = this.declaredOps(scope.layer);
-        for (const p of problems) addProblem(this.problems, p);
+        for (const p of problems) this.problems.push(p);
         if (ops.length > 0) scope.apply(ops);
         return () => undefined;
       });
     } catch (e) {
       // e.g. quota exceeded: open anyway (reads work); writes to a missing table report NotFoundError
       if (!(e instanceof StorageError)) throw e;
-      addProblem(this.problems, e);
+      this.problems.push(e);
     }
   }
 
