@@ -250,6 +250,9 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       server.closeAllConnections();
       for (const socket of sockets) socket.destroy();
       await closed;
+      // Let clients in this process see the closed keep-alive connections before the
+      // port serves again, so they open new ones instead of reusing dead ones.
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
   };
 
