@@ -561,7 +561,10 @@ begin
           v_doc := jsonb_set(v_doc, array['tables', c_table, 'rows'], userdb.rows_to_jsonb(c_rows));
           c_table := null;
         end if;
-        if jsonb_typeof(v_doc #> array['tables', v_t, 'rows']) = 'array' then
+        -- (#> would also index into arrays, leniently: only the documented shape is cached)
+        if jsonb_typeof(v_doc #> array['tables', v_t, 'rows']) = 'array'
+           and jsonb_typeof(v_doc -> 'tables') = 'object'
+           and jsonb_typeof(v_doc #> array['tables', v_t]) = 'object' then
           c_table := v_t;
           c_rows := array(select r from jsonb_array_elements(v_doc #> array['tables', v_t, 'rows'])
                                           with ordinality as u(r, o) order by o);

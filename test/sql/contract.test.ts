@@ -655,7 +655,7 @@ describe.each(engines().map((f) => [f.name, f] as const))('userdb contract on %s
     });
 
     it('matches applyCompact on random patches (fuzz)', async () => {
-      const names = ['projects', 'a/b~c', 'x', '', '__proto__'];
+      const names = ['projects', 'a/b~c', 'x', '', '__proto__', '0', '-1'];
       const seg = fc.oneof(
         fc.constantFrom('0', '1', '2', '3', '-', '01', '-1', 'rows', 'schema', 'tables', 'k', ''),
         fc.nat({ max: 5 }).map(String),
@@ -675,6 +675,7 @@ describe.each(engines().map((f) => [f.name, f] as const))('userdb contract on %s
           maxLength: 3,
         }),
         fc.constant<Json>({ schema: { fields: [], primaryKey: [] }, rows: [['q']] }),
+        fc.constant<Json>([{ rows: [['q']] }, { rows: [] }]),
       );
       const op = fc.oneof(
         {
