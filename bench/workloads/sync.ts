@@ -1,4 +1,233 @@
-import type { Figure } from '../lib/report.js';
-export async function syncWorkloads(_o: { quick: boolean; log: (l: string) => void }): Promise<Figure[]> {
-  return [];
+/**
+ * Workloads 5 and 6, through the dev server (PGlite in memory) with the real supabase-js client and
+ * userdb's sync engine at its default timings (50 ms push debounce; Realtime pokes):
+ *
+ * 5. Wire: the request bytes of pushing a one-field edit of a 10k-row document, against the naive
+ *    write of SEED.md (`userdb_set` of the table's whole `rows` array); then 10k edits made offline:
+ *    how many round trips and how long until they are all on the server.
+ * 6. Propagation: an edit on device A until a live query on device B (same user) emits it.
+ *
+ * Server, devices and benchmark share one Node process (and its event loop): the times include
+ * the server's work and are upper bounds for separate machines on a local network.
+ */
+import { startDevServer } from '../../src/devserver/index.js';
+import { keyOf, makeDoc, TABLE } from '../lib/data.js';
+import { type Device, newUser, openDevice, type RpcRecord, signIn } from '../lib/devices.js';
+import { type Figure, timing } from '../lib/report.js';
+import { mulberry32, randInt } from '../lib/rng.js';
+import { now, summarize } from '../lib/stats.js';
+
+/** Options of {@link syncWorkloads}. */
+export interface SyncBenchOptions {
+  quick: boolean;
+  log: (line: string) => void;
+}
+
+function label(rows: number): string {
+  return `${rows / 1000}k`;
+}
+
+function sumBytes(records: readonly RpcRecord[], fn: string): { calls: number; bytes: number } {
+  let calls = 0;
+  let bytes = 0;
+  for (const r of records) {
+    if (r.fn !== fn) continue;
+    calls += 1;
+    bytes += r.requestBytes;
+  }
+  return { calls, bytes };
+}
+
+async function seeded(device: Device, rows: number): Promise<void> {
+  await device.db.import(makeDoc(rows));
+  await device.engine.flush();
+  await device.settled();
+}
+
+/** Workload 5. */
+async function wire(
+  server: Awaited<ReturnType<typeof startDevServer>>,
+  o: SyncBenchOptions,
+): Promise<Figure[]> {
+  const rows = o.quick ? 1000 : 10_000;
+  const offlineEdits = o.quick ? 1000 : 10_000;
+  const n = label(rows);
+  const user = await newUser(server);
+  const a = await openDevice(server, user);
+  const figures: Figure[] = [];
+  try {
+    await seeded(a, rows);
+    const items = a.db.table(TABLE);
+    const rng = mulberry32(5005);
+    // One-field edits, each pushed at once (flush skips the debounce).
+    const bytes: number[] = [];
+    const times: number[] = [];
+    const runs = o.quick ? 10 : 30;
+    for (let i = 0; i < 3 + runs; i++) {
+      const mark = a.rpcs.length;
+      const t0 = now();
+      await items.update(keyOf(randInt(rng, rows)), { title: `wire edit ${i}` });
+      await a.engine.flush();
+      const dt = now() - t0;
+      const sent = sumBytes(a.rpcs.slice(mark), 'userdb_patch');
+      if (sent.calls !== 1) throw new Error(`expected one userdb_patch per edit, saw ${sent.calls}`);
+      if (i >= 3) {
+        bytes.push(sent.bytes);
+        times.push(dt);
+      }
+    }
+    // The naive design (SEED.md): replace the whole rows array, as another user on the same server.
+    const naiveUser = await newUser(server);
+    const naiveRpcs: RpcRecord[] = [];
+    const sb = await signIn(server, naiveUser, naiveRpcs);
+    const doc = await a.db.export();
+    const table = doc.tables[TABLE];
+    if (table === undefined) throw new Error('no items table');
+    let r = await sb.rpc('userdb_init');
+    if (r.error !== null) throw new Error(r.error.message);
+    r = await sb.rpc('userdb_set', { path: ['tables', TABLE], value: { schema: table.schema, rows: [] } });
+    if (r.error !== null) throw new Error(r.error.message);
+    const naiveTimes: number[] = [];
+    const naiveRuns = o.quick ? 3 : 10;
+    naiveRpcs.length = 0;
+    for (let i = 0; i < 1 + naiveRuns; i++) {
+      const row = table.rows[randInt(rng, table.rows.length)];
+      if (row !== undefined) row[1] = `naive edit ${i}`;
+      const t0 = now();
+      const res = await sb.rpc('userdb_set', { path: ['tables', TABLE, 'rows'], value: table.rows });
+      const dt = now() - t0;
+      if (res.error !== null) throw new Error(res.error.message);
+      if (i >= 1) naiveTimes.push(dt);
+    }
+    const naiveBytes = summarize(naiveRpcs.slice(1).map((x) => x.requestBytes));
+    const patchBytes = summarize(bytes);
+    figures.push(
+      {
+        workload: 5,
+        name: `push of a 1-field edit, ${n} rows: request bytes`,
+        unit: 'bytes',
+        value: patchBytes.p50,
+        n: patchBytes.n,
+        ratio: naiveBytes.p50 / patchBytes.p50,
+        ratioOf: 'naive bytes / userdb bytes',
+        note: 'userdb_patch body: index-based ops + token + client id + batch seq',
+      },
+      {
+        workload: 5,
+        name: `naive write (userdb_set of all rows), ${n} rows: request bytes`,
+        unit: 'bytes',
+        value: naiveBytes.p50,
+        n: naiveBytes.n,
+      },
+      timing(5, `1-field edit, ${n} rows → flush() resolved (one round trip)`, summarize(times), {
+        note: 'local write + compile + userdb_patch + store the new base',
+      }),
+      timing(5, `naive userdb_set of all rows, ${n} rows (round trip)`, summarize(naiveTimes), {
+        ratio: summarize(naiveTimes).p50 / summarize(times).p50,
+        ratioOf: 'vs userdb flush',
+      }),
+    );
+    // Offline edits, then back online.
+    o.log(`5: ${offlineEdits} offline edits`);
+    a.setOffline(true);
+    const tw = now();
+    for (let i = 0; i < offlineEdits; i++) {
+      await items.update(keyOf(randInt(rng, rows)), { title: `offline edit ${i}` });
+    }
+    const writeTime = now() - tw;
+    const mark = a.rpcs.length;
+    const t0 = now();
+    a.setOffline(false);
+    await a.engine.flush();
+    const flushTime = now() - t0;
+    const after = a.rpcs.slice(mark);
+    const pushed = sumBytes(after, 'userdb_patch');
+    figures.push(
+      {
+        workload: 5,
+        name: `${label(offlineEdits)} edits offline, ${n} rows → back online: round trips`,
+        unit: 'count',
+        value: after.length,
+        note: `${pushed.calls} userdb_patch (${(pushed.bytes / 1024).toFixed(0)} KiB), ${after.length - pushed.calls} other; 1 MiB batch cap`,
+      },
+      {
+        workload: 5,
+        name: `${label(offlineEdits)} edits offline, ${n} rows → flush() resolved`,
+        unit: 'ms',
+        value: flushTime,
+        n: 1,
+        note: `the ${label(offlineEdits)} local writes took ${(writeTime / 1000).toFixed(2)} s`,
+      },
+    );
+  } finally {
+    await a.close();
+  }
+  return figures;
+}
+
+/** Workload 6 at one size. */
+async function propagation(
+  server: Awaited<ReturnType<typeof startDevServer>>,
+  rows: number,
+  runs: number,
+): Promise<Figure> {
+  const user = await newUser(server);
+  const a = await openDevice(server, user);
+  let b: Device | undefined;
+  try {
+    await seeded(a, rows);
+    b = await openDevice(server, user);
+    if ((await b.db.table(TABLE).query().count()) !== rows) throw new Error('device B did not pull the rows');
+    const rng = mulberry32(6006 + rows);
+    const samples: number[] = [];
+    for (let i = 0; i < 3 + runs; i++) {
+      const key = keyOf(randInt(rng, rows));
+      const title = `propagated ${i}`;
+      let t0 = 0;
+      const seen = new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error('device B did not see the edit within 30 s')),
+          30_000,
+        );
+        const sub = (b as Device).db
+          .table(TABLE)
+          .observe(key)
+          .subscribe((row) => {
+            if (row?.title === title) {
+              clearTimeout(timer);
+              queueMicrotask(() => sub.unsubscribe());
+              resolve(now());
+            }
+          });
+      });
+      t0 = now();
+      await a.db.table(TABLE).update(key, { title });
+      const at = await seen;
+      if (i >= 3) samples.push(at - t0);
+      await a.settled();
+      await b.settled();
+    }
+    return timing(6, `device A edit → device B live query emitted, ${label(rows)} rows`, summarize(samples), {
+      note: 'default timings: 50 ms push debounce, then Realtime poke → B applies',
+    });
+  } finally {
+    await b?.close();
+    await a.close();
+  }
+}
+
+/** Runs workloads 5 and 6 on one dev server (PGlite in memory). */
+export async function syncWorkloads(o: SyncBenchOptions): Promise<Figure[]> {
+  const server = await startDevServer({ port: 0, database: 'memory' });
+  try {
+    o.log('5: wire bytes');
+    const figures = await wire(server, o);
+    for (const rows of o.quick ? [1000] : [1000, 10_000]) {
+      o.log(`6: propagation at ${label(rows)} rows`);
+      figures.push(await propagation(server, rows, o.quick ? 5 : rows >= 10_000 ? 20 : 30));
+    }
+    return figures;
+  } finally {
+    await server.stop();
+  }
 }

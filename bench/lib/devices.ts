@@ -1,0 +1,135 @@
+/**
+ * Synced devices for the sync workloads: each one is a "browser" of its own (fake-indexeddb
+ * factory, supabase-js client over the dev server with `ws` for Realtime, its own leader lock),
+ * running userdb's sync engine with its default timings. The client's fetch records the request
+ * body bytes of every RPC, and a switch cuts its network (as a device going offline).
+ */
+import type { WebSocketLikeConstructor } from '@supabase/realtime-js';
+import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
+import WebSocket from 'ws';
+import { localStore } from '../../src/api/internal.js';
+import type { DevServer } from '../../src/devserver/index.js';
+import { createUserDb, type UserDb } from '../../src/index.js';
+import { SupabaseRemote } from '../../src/remote/index.js';
+import { SyncEngine, type SyncOptions } from '../../src/sync/engine.js';
+import { ManualSignal } from '../../src/sync/env.js';
+import { InProcessLocks } from '../../src/sync/leader.js';
+import type { SyncStatus } from '../../src/sync/state.js';
+import { syncStoreOf } from '../../src/sync/store-adapter.js';
+import { schema } from './data.js';
+
+/** One RPC as the device sent it. */
+export interface RpcRecord {
+  fn: string;
+  requestBytes: number;
+}
+
+/** A device: local database, sync engine, client, and what went over its wire. */
+export interface Device {
+  db: UserDb<typeof schema.definition>;
+  engine: SyncEngine;
+  sb: SupabaseClient;
+  rpcs: RpcRecord[];
+  setOffline(offline: boolean): void;
+  /** Resolves when the engine is idle with nothing pending. */
+  settled(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A user of the dev server (email + password). */
+export interface User {
+  id: string;
+  email: string;
+}
+
+/** A supabase-js client for the dev server whose RPC request bytes go to `rpcs`. */
+export function makeClient(server: DevServer, rpcs: RpcRecord[], gate: { offline: boolean }): SupabaseClient {
+  return createClient(server.url, server.anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor },
+    global: {
+      fetch: (input, init) => {
+        if (gate.offline) return Promise.reject(new TypeError('fetch failed (device offline)'));
+        const url = String(input instanceof Request ? input.url : input);
+        const m = /\/rest\/v1\/rpc\/([a-z_]+)/.exec(url);
+        if (m?.[1] !== undefined) {
+          const body = init?.body;
+          rpcs.push({ fn: m[1], requestBytes: typeof body === 'string' ? Buffer.byteLength(body) : 0 });
+        }
+        return fetch(input, init);
+      },
+    },
+  });
+}
+
+let users = 0;
+
+/** Signs up a new user. */
+export async function newUser(server: DevServer): Promise<User> {
+  users += 1;
+  const email = `bench${users}-${process.pid}@bench.invalid`;
+  const sb = makeClient(server, [], { offline: false });
+  const { data, error } = await sb.auth.signUp({ email, password: 'bench-password-1' });
+  if (error !== null || data.user === null) throw error ?? new Error('sign-up returned no user');
+  return { id: data.user.id, email };
+}
+
+/** A client signed in as `user`, recording its RPCs. */
+export async function signIn(
+  server: DevServer,
+  user: User,
+  rpcs: RpcRecord[] = [],
+  gate = { offline: false },
+): Promise<SupabaseClient> {
+  const sb = makeClient(server, rpcs, gate);
+  const { error } = await sb.auth.signInWithPassword({ email: user.email, password: 'bench-password-1' });
+  if (error !== null) throw error;
+  return sb;
+}
+
+/** Opens a device of `user` and waits for its first sync. */
+export async function openDevice(server: DevServer, user: User, sync: SyncOptions = {}): Promise<Device> {
+  const rpcs: RpcRecord[] = [];
+  const gate = { offline: false };
+  const online = new ManualSignal(true);
+  const sb = await signIn(server, user, rpcs, gate);
+  const db = await createUserDb({ userId: user.id, schema, indexedDB: new IDBFactory(), IDBKeyRange });
+  const engine = new SyncEngine({
+    store: syncStoreOf(localStore(db as unknown as UserDb)),
+    remote: new SupabaseRemote(sb, { userId: user.id }),
+    userId: user.id,
+    options: { locks: new InProcessLocks(), online, focus: new ManualSignal(true), ...sync },
+  });
+  const device: Device = {
+    db,
+    engine,
+    sb,
+    rpcs,
+    setOffline(offline) {
+      gate.offline = offline;
+      online.set(!offline);
+    },
+    settled: (timeoutMs = 60_000) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          sub.unsubscribe();
+          reject(new Error(`device did not settle within ${timeoutMs} ms: ${JSON.stringify(engine.status)}`));
+        }, timeoutMs);
+        const sub = engine.status$.subscribe((s: SyncStatus) => {
+          if (s.state === 'idle' && s.pendingCount === 0 && s.leader && s.lastSyncedAt !== null) {
+            clearTimeout(timer);
+            queueMicrotask(() => sub.unsubscribe());
+            resolve();
+          }
+        });
+      }),
+    async close() {
+      await engine.close();
+      await db.close();
+      await sb.removeAllChannels();
+    },
+  };
+  await device.settled();
+  return device;
+}
