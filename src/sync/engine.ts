@@ -35,7 +35,7 @@ import { InProcessLocks, LeaderElection, webLocks } from './leader.js';
 import type { SyncStore } from './ports.js';
 import { type PullRequest, pullOnce } from './puller.js';
 import { pushOnce } from './pusher.js';
-import { type ConflictHandler, rebaseOutbox, type SyncConflict } from './rebase.js';
+import type { ConflictHandler, SyncConflict } from './rebase.js';
 import {
   initialSyncState,
   reduce,
@@ -443,7 +443,6 @@ export class SyncEngine {
         store: this.#store,
         remote: this.#remote,
         maxBytes: this.#maxBytes,
-        selfRebase: () => this.#selfRebase(),
       });
       this.#uncertain = false;
       switch (outcome.kind) {
@@ -516,19 +515,6 @@ export class SyncEngine {
       for (const w of waiters) w.reject(err);
       this.#fail(err, 'pull');
     }
-  }
-
-  /** Rebases the outbox on the unchanged base (for entries written against an older view). */
-  async #selfRebase(): Promise<void> {
-    const base = await this.#store.readBase();
-    if (base.updatedAt === null) return;
-    let conflicts: SyncConflict[] = [];
-    await this.#store.rebase({ doc: base.doc, updatedAt: base.updatedAt }, (entries) => {
-      const result = rebaseOutbox(base.doc, entries, this.#handlers);
-      conflicts = result.conflicts;
-      return result.entries;
-    });
-    for (const c of conflicts) this.#conflicts.next(c);
   }
 
   #fail(err: UserDbError, during: 'push' | 'pull'): void {

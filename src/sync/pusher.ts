@@ -12,6 +12,7 @@ import { applyCompact, compile, type PatchOp } from '../doc/index.js';
 import { BadPatchError, PayloadTooLargeError, UserDbError } from '../errors.js';
 import type { PatchBatch, Remote } from '../remote/index.js';
 import type { SyncOutboxEntry, SyncStore } from './ports.js';
+import { rebaseOutbox } from './rebase.js';
 
 /** What {@link pushOnce} achieved. */
 export type PushOutcome =
@@ -32,8 +33,6 @@ export interface PushContext {
   remote: Remote;
   /** Byte cap of a new batch. */
   maxBytes: number;
-  /** Called when the outbox does not compile against the base: rebase it on the base, then retry. */
-  selfRebase: () => Promise<void>;
 }
 
 function bytesOf(entries: readonly SyncOutboxEntry[]): number {
@@ -77,29 +76,20 @@ export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
     await store.setNextBatchSeq(batchSeq + 1); // persisted before the request leaves
   }
 
+  // rebased in memory on the base: entries kept in their original form (table creations) and
+  // entries written against a view older than the base are compiled in their current form
   let ops: PatchOp[];
   try {
+    const rebased = rebaseOutbox(base.doc, entries).rebased;
     ops = compile(
-      entries.flatMap((e) => e.ops),
+      rebased.flatMap((e) => e.ops),
       base.doc,
     );
   } catch (e) {
     if (!isBadPatch(e)) throw e;
-    // written against a view older than the base (a pull raced the write): rebase, then retry
-    await ctx.selfRebase();
-    const again = await store.readOutbox({ upToSeq: batchSeq });
-    try {
-      ops = compile(
-        again.flatMap((x) => x.ops),
-        base.doc,
-      );
-    } catch (e2) {
-      if (!isBadPatch(e2)) throw e2;
-      throw new BadPatchError(`the outbox does not apply to the server document: ${(e2 as Error).message}`, {
-        cause: e2,
-      });
-    }
-    entries = again;
+    throw new BadPatchError(`the outbox does not apply to the server document: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
 
   if (ops.length === 0) {

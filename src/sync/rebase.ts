@@ -54,7 +54,10 @@ export type ConflictHandler = (conflict: FieldConflict) => 'local' | 'remote' | 
 
 /** The outcome of {@link rebaseOutbox}. */
 export interface OutboxRebase {
+  /** What to store in the outbox (table creations keep their original ops, see `createsTable`). */
   entries: RewrittenEntry[];
+  /** The rebased ops of every entry, valid on the new document in order (what a push compiles). */
+  rebased: RewrittenEntry[];
   conflicts: SyncConflict[];
 }
 
@@ -72,7 +75,7 @@ export function rebaseOutbox(
   entries: readonly SyncOutboxEntry[],
   handlers: Readonly<Record<string, ConflictHandler>> = {},
 ): OutboxRebase {
-  if (entries.length === 0) return { entries: [], conflicts: [] };
+  if (entries.length === 0) return { entries: [], rebased: [], conflicts: [] };
   const result = rebase(
     toKeyed(doc),
     entries.map((e) => e.ops),
@@ -107,8 +110,24 @@ export function rebaseOutbox(
     }
     conflicts.push(out);
   }
-  return { entries: entries.map((e, i) => ({ seq: e.seq, ops: patches[i] ?? [] })), conflicts };
+  return {
+    entries: entries.map((e, i) => ({ seq: e.seq, ops: createsTable(e.ops) ? e.ops : (patches[i] ?? []) })),
+    rebased: entries.map((e, i) => ({ seq: e.seq, ops: patches[i] ?? [] })),
+    conflicts,
+  };
 }
+
+/**
+ * True when a patch creates a table. Its rebased form over an existing table is `remove` + `add`
+ * carrying a snapshot of the remote rows; stored, that snapshot would wipe rows written remotely
+ * before the next rebase. So such entries keep their original ops in the outbox and are rebased
+ * again each time (in memory, at push time too).
+ */
+function createsTable(ops: readonly PatchOp[]): boolean {
+  return ops.some((op) => op.op === 'add' && TABLE_PATH.test(op.path));
+}
+
+const TABLE_PATH = /^\/tables\/[^/]+$/;
 
 /** Removes every local test and replace of one cell: the remote value stays. */
 function dropCell(patches: PatchOp[][], path: string): void {

@@ -469,6 +469,24 @@ describe('SyncEngine: conflict rules', () => {
     expect(rowsOf(t.server.doc).map((r) => r[0])).toEqual(['local', 'remote']);
   });
 
+  it('a table creation rebased twice keeps the rows written remotely in between', async () => {
+    const t = setup();
+    await t.clock.advance(0);
+    t.remote.failNext.push(new NetworkError('down'), new NetworkError('down'));
+    t.store.append(createProjects());
+    t.server.write(docWith([['r_1', 'first remote', 'open']]));
+    await settle();
+    t.server.write(
+      docWith([
+        ['r_1', 'first remote', 'open'],
+        ['r_2', 'second remote', 'open'],
+      ]),
+    );
+    await t.clock.advance(60_000);
+    expect(t.store.outbox).toEqual([]);
+    expect(rowsOf(t.server.doc).map((r) => r[0])).toEqual(['r_1', 'r_2']);
+  });
+
   it('removal of a row already deleted remotely is dropped silently', async () => {
     const t = await synced();
     t.store.append(remove('p_1'));

@@ -8,6 +8,7 @@ import type { DevServer } from '../../../src/devserver/index.js';
 import { createUserDb, defineSchema, type UserDb } from '../../../src/index.js';
 import { SupabaseRemote } from '../../../src/remote/index.js';
 import { SyncEngine, type SyncOptions } from '../../../src/sync/engine.js';
+import { ManualSignal } from '../../../src/sync/env.js';
 import { InProcessLocks } from '../../../src/sync/leader.js';
 import type { SyncConflict } from '../../../src/sync/rebase.js';
 import type { SyncStatus } from '../../../src/sync/state.js';
@@ -26,8 +27,8 @@ export interface RpcCounter {
   calls: string[];
 }
 
-/** A supabase-js client for the dev server that counts its RPCs. */
-export function client(server: DevServer, counter?: RpcCounter): SupabaseClient {
+/** A supabase-js client for the dev server that counts its RPCs; `gate.offline` makes its fetch fail. */
+export function client(server: DevServer, counter?: RpcCounter, gate?: { offline: boolean }): SupabaseClient {
   return createClient(server.url, server.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor, reconnectAfterMs: () => 20 },
@@ -35,7 +36,26 @@ export function client(server: DevServer, counter?: RpcCounter): SupabaseClient 
       fetch: (input, init) => {
         const url = String(input instanceof Request ? input.url : input);
         const m = /\/rest\/v1\/rpc\/([a-z_]+)/.exec(url);
+        if (gate?.offline) return Promise.reject(new TypeError('fetch failed (device offline)'));
         if (m?.[1] !== undefined) counter?.calls.push(m[1]);
+        if (process.env.SYNC_DEBUG && m?.[1] !== undefined) {
+          return fetch(input, init).then(
+            async (res) => {
+              console.log(
+                'RPC',
+                m[1],
+                String(init?.body).slice(0, 300),
+                res.status,
+                (await res.clone().text()).slice(0, 300),
+              );
+              return res;
+            },
+            (e) => {
+              console.log('RPC', m[1], String(init?.body).slice(0, 300), 'FAILED', String(e));
+              throw e;
+            },
+          );
+        }
         return fetch(input, init);
       },
     },
@@ -61,8 +81,13 @@ export async function newUser(server: DevServer): Promise<User> {
 }
 
 /** A client signed in as `user` (another device of that user). */
-export async function signIn(server: DevServer, user: User, rpc?: RpcCounter): Promise<SupabaseClient> {
-  const sb = client(server, rpc);
+export async function signIn(
+  server: DevServer,
+  user: User,
+  rpc?: RpcCounter,
+  gate?: { offline: boolean },
+): Promise<SupabaseClient> {
+  const sb = client(server, rpc, gate);
   const { error } = await sb.auth.signInWithPassword({ email: user.email, password: 'password-123' });
   if (error !== null) throw error;
   return sb;
@@ -76,6 +101,8 @@ export interface Device {
   indexedDB: IDBFactory;
   statuses: SyncStatus[];
   conflicts: SyncConflict[];
+  /** Cuts this device's HTTP (and tells the engine, like navigator.onLine would); Realtime stays up. */
+  setOffline(offline: boolean): void;
   close(): Promise<void>;
 }
 
@@ -92,14 +119,16 @@ export async function openDevice(
   options: { sync?: SyncOptions; indexedDB?: IDBFactory; locks?: InProcessLocks } = {},
 ): Promise<Device> {
   const rpc: RpcCounter = { calls: [] };
-  const sb = await signIn(server, user, rpc);
+  const gate = { offline: false };
+  const online = new ManualSignal(true);
+  const sb = await signIn(server, user, rpc, gate);
   const indexedDB = options.indexedDB ?? new IDBFactory();
   const db = (await createUserDb({ userId: user.id, schema, indexedDB, IDBKeyRange })) as Db;
   const engine = new SyncEngine({
     store: syncStoreOf(localStore(db as unknown as UserDb)),
     remote: new SupabaseRemote(sb, { userId: user.id }),
     userId: user.id,
-    options: { locks: options.locks ?? new InProcessLocks(), ...fastSync, ...options.sync },
+    options: { locks: options.locks ?? new InProcessLocks(), online, ...fastSync, ...options.sync },
   });
   const statuses: SyncStatus[] = [];
   const conflicts: SyncConflict[] = [];
@@ -113,6 +142,10 @@ export async function openDevice(
     indexedDB,
     statuses,
     conflicts,
+    setOffline(offline) {
+      gate.offline = offline;
+      online.set(!offline);
+    },
     async close() {
       await engine.close();
       await db.close();

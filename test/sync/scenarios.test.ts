@@ -1,0 +1,288 @@
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type DevServer, startDevServer } from '../../src/devserver/index.js';
+import { InvalidRemoteDocumentError } from '../../src/errors.js';
+import { clearLocal, createUserDb } from '../../src/index.js';
+import { InProcessLocks } from '../../src/sync/leader.js';
+import {
+  converged,
+  type Device,
+  eventually,
+  newUser,
+  openDevice,
+  schema,
+  serverDoc,
+} from './helpers/devices.js';
+
+let server: DevServer;
+const open: Device[] = [];
+
+beforeAll(async () => {
+  server = await startDevServer({ port: 0 });
+});
+afterEach(async () => {
+  server.faults.reset();
+  for (const d of open.splice(0)) await d.close();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+async function pair(): Promise<[Device, Device]> {
+  const user = await newUser(server);
+  const a = await openDevice(server, user);
+  const b = await openDevice(server, user);
+  open.push(a, b);
+  await converged([a, b]);
+  return [a, b];
+}
+
+function rowsOf(doc: unknown, table = 'projects'): unknown[][] {
+  const t = (doc as { tables: Record<string, { rows: unknown[][] }> }).tables[table];
+  return [...(t?.rows ?? [])].sort((x, y) => String(x[0]).localeCompare(String(y[0])));
+}
+
+describe('offline on both devices, then online', () => {
+  it('edits of different rows and of different fields of one row all survive', async () => {
+    const [a, b] = await pair();
+    await a.db.table('projects').insert({ id: 'p_1', title: 'Title', status: 'open' });
+    await a.engine.flush();
+    await converged([a, b]);
+    server.faults.offline(true);
+    await a.db.table('projects').insert({ id: 'a_1', title: 'from A', status: 'open' });
+    await b.db.table('projects').insert({ id: 'b_1', title: 'from B', status: 'open' });
+    await a.db.table('projects').update('p_1', { title: 'A title' });
+    await b.db.table('projects').update('p_1', { status: 'closed' });
+    await eventually(() => a.engine.status.state === 'offline' && b.engine.status.state === 'offline');
+    expect(a.engine.status.pendingCount).toBe(2);
+    server.faults.offline(false);
+    await converged([a, b]);
+    expect(rowsOf(await a.db.export())).toEqual([
+      ['a_1', 'from A', 'open', null],
+      ['b_1', 'from B', 'open', null],
+      ['p_1', 'A title', 'closed', null],
+    ]);
+    expect([...a.conflicts, ...b.conflicts]).toEqual([]);
+  });
+
+  it('the same field: both end with the value the server took last; conflicts$ reports the loser', async () => {
+    const [a, b] = await pair();
+    await a.db.table('projects').insert({ id: 'p_1', title: 'Title', status: 'open' });
+    await a.engine.flush();
+    await converged([a, b]);
+    server.faults.offline(true);
+    await a.db.table('projects').update('p_1', { title: 'A' });
+    await b.db.table('projects').update('p_1', { title: 'B' });
+    server.faults.offline(false);
+    await converged([a, b]);
+    const conflicts = [...a.conflicts, ...b.conflicts];
+    expect(conflicts).toHaveLength(1);
+    const [c] = conflicts;
+    expect(c).toMatchObject({ kind: 'field_changed', table: 'projects', key: 'p_1', field: 'title' });
+    const final = (await a.db.table('projects').get('p_1'))?.title;
+    expect(final).toBe(c?.local);
+    expect(c?.remote).toBe(final === 'A' ? 'B' : 'A');
+    expect((await b.db.table('projects').get('p_1'))?.title).toBe(final);
+  });
+
+  it('update vs remote delete: the delete wins, the dropped update is reported', async () => {
+    const [a, b] = await pair();
+    await a.db.table('projects').insert({ id: 'p_1', title: 'Title', status: 'open' });
+    await a.engine.flush();
+    await converged([a, b]);
+    b.setOffline(true);
+    await b.db.table('projects').update('p_1', { title: 'edited on B' });
+    await a.db.table('projects').delete('p_1');
+    await a.engine.flush();
+    b.setOffline(false);
+    await converged([a, b]);
+    expect(await b.db.table('projects').get('p_1')).toBeUndefined();
+    expect(b.conflicts).toEqual([
+      expect.objectContaining({ kind: 'row_deleted', table: 'projects', key: 'p_1', resolution: 'dropped' }),
+    ]);
+  });
+
+  it('a table created on both devices keeps the rows of both', async () => {
+    const [a, b] = await pair();
+    const notes = {
+      fields: [
+        { name: 'id', type: 'string' as const },
+        { name: 'text', type: 'string' as const },
+      ],
+      primaryKey: ['id'],
+    };
+    server.faults.offline(true);
+    await a.db.createTable('notes', notes);
+    await a.db.untypedTable('notes').insert({ id: 'n_a', text: 'A' });
+    await b.db.createTable('notes', notes);
+    await b.db.untypedTable('notes').insert({ id: 'n_b', text: 'B' });
+    server.faults.offline(false);
+    await converged([a, b]);
+    expect(rowsOf(await b.db.export(), 'notes')).toEqual([
+      ['n_a', 'A'],
+      ['n_b', 'B'],
+    ]);
+  });
+
+  it('a schema change on one device while the other edits rows: rows re-aligned, both kept', async () => {
+    const [a, b] = await pair();
+    await a.db.createTable('notes', {
+      fields: [
+        { name: 'id', type: 'string' },
+        { name: 'text', type: 'string' },
+      ],
+      primaryKey: ['id'],
+    });
+    await a.db.untypedTable('notes').insert({ id: 'n_1', text: 'one' });
+    await a.engine.flush();
+    await converged([a, b]);
+    server.faults.offline(true);
+    await a.db.addField('notes', { name: 'pinned', type: 'boolean' });
+    await a.db.untypedTable('notes').update('n_1', { pinned: true });
+    await b.db.untypedTable('notes').update('n_1', { text: 'one, edited on B' });
+    await b.db.untypedTable('notes').insert({ id: 'n_2', text: 'two' });
+    server.faults.offline(false);
+    await converged([a, b]);
+    const doc = (await a.db.export()) as {
+      tables: Record<string, { schema: { fields: { name: string }[] } }>;
+    };
+    expect(doc.tables.notes?.schema.fields.map((f) => f.name)).toEqual(['id', 'text', 'pinned']);
+    expect(rowsOf(doc, 'notes')).toEqual([
+      ['n_1', 'one, edited on B', true],
+      ['n_2', 'two', null],
+    ]);
+  });
+});
+
+describe('failures', () => {
+  it('a response lost after commit: the batch is applied once', async () => {
+    const [a, b] = await pair();
+    let dropped = 0;
+    server.faults.dropResponseAfterCommit((call) => call.fn === 'userdb_patch' && dropped++ === 0);
+    await a.db.table('projects').insert({ id: 'p_once', title: 'once', status: 'open' });
+    await a.db.table('projects').insert({ id: 'p_twice', title: 'appended', status: 'open' });
+    await a.engine.flush();
+    await converged([a, b]);
+    expect(dropped).toBeGreaterThanOrEqual(2);
+    const rows = rowsOf(await serverDoc(a.sb));
+    expect(rows.map((r) => r[0])).toEqual(['p_once', 'p_twice']);
+    expect(a.rpc.calls.filter((c) => c === 'userdb_patch').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('the dev server restarted in the middle of a flush', async () => {
+    const [a, b] = await pair();
+    server.faults.latency(200);
+    await a.db.table('projects').insert({ id: 'p_1', title: 'during restart', status: 'open' });
+    const flushed = a.engine.flush();
+    await eventually(() => a.engine.status.state === 'pushing');
+    await server.restart();
+    server.faults.latency(0);
+    await flushed;
+    await converged([a, b]);
+    expect(rowsOf(await serverDoc(b.sb)).map((r) => r[0])).toEqual(['p_1']);
+  });
+
+  it('10,000 offline edits are flushed in at most 10 round trips', async () => {
+    const [a, b] = await pair();
+    a.setOffline(true);
+    const projects = a.db.table('projects');
+    for (let i = 0; i < 10_000; i++) {
+      await projects.insert({
+        id: `p_${String(i).padStart(5, '0')}`,
+        title: `row ${i}`,
+        status: 'open',
+        n: i,
+      });
+    }
+    expect(a.engine.status.pendingCount).toBe(10_000);
+    const before = a.rpc.calls.length;
+    a.setOffline(false);
+    await a.engine.flush();
+    const patches = a.rpc.calls.slice(before).filter((c) => c === 'userdb_patch').length;
+    expect(patches).toBeGreaterThan(0);
+    expect(patches).toBeLessThanOrEqual(10);
+    await converged([a, b], 60_000);
+    expect(rowsOf(await serverDoc(b.sb))).toHaveLength(10_000);
+  }, 120_000);
+
+  it('a document made invalid by a foreign client: error on status$, local data and outbox intact, resumes after repair', async () => {
+    const [a, b] = await pair();
+    await a.db.table('projects').insert({ id: 'p_1', title: 'Title', status: 'open' });
+    await a.engine.flush();
+    await converged([a, b]);
+    const foreign = b.sb; // any client of the user; it bypasses userdb
+    const bad = await foreign.rpc('userdb_set', {
+      path: ['tables', 'projects', 'rows'],
+      value: [['p_1', 'short row']],
+    });
+    expect(bad.error).toBeNull();
+    await eventually(() => a.engine.status.state === 'error');
+    expect(a.engine.status.lastError).toBeInstanceOf(InvalidRemoteDocumentError);
+    await a.db.table('projects').insert({ id: 'p_2', title: 'while broken', status: 'open' });
+    await eventually(() => a.engine.status.pendingCount === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a.engine.status.pendingCount).toBe(1);
+    expect(await a.db.table('projects').get('p_1')).toMatchObject({ title: 'Title' });
+    const repaired = await foreign.rpc('userdb_set', {
+      path: ['tables', 'projects', 'rows'],
+      value: [['p_1', 'Repaired', 'open', null]],
+    });
+    expect(repaired.error).toBeNull();
+    await converged([a, b]);
+    expect(rowsOf(await serverDoc(b.sb))).toEqual([
+      ['p_1', 'Repaired', 'open', null],
+      ['p_2', 'while broken', 'open', null],
+    ]);
+    expect(a.engine.status.lastError).toBeNull();
+  });
+});
+
+describe('users and tabs on one device', () => {
+  it('two users on one device: no data crosses; clearLocal removes everything', async () => {
+    const indexedDB = new IDBFactory();
+    const u1 = await newUser(server);
+    const u2 = await newUser(server);
+    const d1 = await openDevice(server, u1, { indexedDB });
+    const d2 = await openDevice(server, u2, { indexedDB });
+    open.push(d1, d2);
+    await d1.db.table('projects').insert({ id: 'u1_row', title: 'user 1', status: 'open' });
+    await d2.db.table('projects').insert({ id: 'u2_row', title: 'user 2', status: 'open' });
+    await converged([d1]);
+    await converged([d2]);
+    expect(rowsOf(await serverDoc(d1.sb)).map((r) => r[0])).toEqual(['u1_row']);
+    expect(rowsOf(await serverDoc(d2.sb)).map((r) => r[0])).toEqual(['u2_row']);
+    expect(rowsOf(await d1.db.export()).map((r) => r[0])).toEqual(['u1_row']);
+    await d1.close();
+    open.splice(open.indexOf(d1), 1);
+    await clearLocal(u1.id, { indexedDB, IDBKeyRange });
+    const reopened = await createUserDb({ userId: u1.id, schema, indexedDB, IDBKeyRange });
+    expect(await reopened.table('projects').query().toArray()).toEqual([]);
+    await reopened.close();
+    expect(rowsOf(await d2.db.export()).map((r) => r[0])).toEqual(['u2_row']);
+  });
+
+  it('two instances on one IndexedDB: one leader, each sees the other, handover on close', async () => {
+    const user = await newUser(server);
+    const indexedDB = new IDBFactory();
+    const locks = new InProcessLocks();
+    const tab1 = await openDevice(server, user, { indexedDB, locks });
+    const tab2 = await openDevice(server, user, { indexedDB, locks });
+    const other = await openDevice(server, user);
+    open.push(tab2, other);
+    await eventually(() => tab1.engine.status.leader);
+    expect(tab2.engine.status.leader).toBe(false);
+    await tab2.db.table('projects').insert({ id: 'from_tab2', title: 'tab 2', status: 'open' });
+    await eventually(async () => (await tab1.db.table('projects').get('from_tab2')) !== undefined);
+    await tab2.engine.flush();
+    await eventually(async () => (await other.db.table('projects').get('from_tab2')) !== undefined);
+    await other.db.table('projects').insert({ id: 'from_other', title: 'other', status: 'open' });
+    await other.engine.flush();
+    await eventually(async () => (await tab2.db.table('projects').get('from_other')) !== undefined);
+    expect(tab2.rpc.calls).toEqual([]); // the follower never talked to the server
+    await tab1.close();
+    await eventually(() => tab2.engine.status.leader);
+    await tab2.db.table('projects').insert({ id: 'after_handover', title: 'new leader', status: 'open' });
+    await converged([tab2, other]);
+    expect(tab2.rpc.calls).toContain('userdb_patch');
+  });
+});
