@@ -17,7 +17,8 @@ const USAGE = `Usage: userdb-dev [--port 54321] [--host 127.0.0.1] [--db memory|
   --host        interface to bind (default 127.0.0.1)
   --db          'memory' (default), a directory for a persistent PGlite, or a postgres:// URL
                 (default: $DATABASE_URL when set)
-  --jwt-secret  HS256 secret for every JWT (default: $USERDB_JWT_SECRET, else random)
+  --jwt-secret  HS256 secret for every JWT (default: $USERDB_JWT_SECRET, else the Supabase
+                CLI's local secret, which makes the keys the well-known local ones)
   --migrations  a directory of *.sql migrations (repeatable; default: userdb's own)
 `;
 

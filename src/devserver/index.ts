@@ -26,4 +26,4 @@ export type { PrepareOptions, PrepareResult } from './migrate.js';
 export { defaultMigrationsDir, prepareDatabase } from './migrate.js';
 export { statusForSqlState } from './postgrest.js';
 export type { DevServer, DevServerOptions } from './server.js';
-export { startDevServer } from './server.js';
+export { DEFAULT_JWT_SECRET, startDevServer } from './server.js';

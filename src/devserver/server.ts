@@ -9,7 +9,6 @@
  * await server.stop();
  * ```
  */
-import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { AuthService } from './auth.js';
@@ -33,7 +32,7 @@ export interface DevServerOptions {
    * of realtime changes).
    */
   database?: string;
-  /** HS256 secret for every JWT (default: random per start). */
+  /** HS256 secret for every JWT (default: the Supabase CLI's local secret, {@link DEFAULT_JWT_SECRET}). */
   jwtSecret?: string;
   /** Directories of `*.sql` migrations (default: userdb's own supabase/migrations). */
   migrationsDir?: string | readonly string[];
@@ -67,7 +66,14 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-const TEN_YEARS = 10 * 365 * 24 * 3600;
+/**
+ * The Supabase CLI's local JWT secret (public knowledge: for local development only).
+ * With it, {@link DevServer.anonKey} and {@link DevServer.serviceRoleKey} are the
+ * well-known keys `supabase start` prints.
+ */
+export const DEFAULT_JWT_SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
+/** `exp` of the Supabase CLI's local keys (2032-11-12). */
+const LOCAL_KEYS_EXP = 1983812996;
 
 function kongError(message: string, hint: string) {
   return { message, hint };
@@ -85,7 +91,7 @@ function kongError(message: string, hint: string) {
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const host = options.host ?? '127.0.0.1';
   const location = options.database ?? 'memory';
-  const jwtSecret = options.jwtSecret ?? randomBytes(32).toString('base64url');
+  const jwtSecret = options.jwtSecret ?? DEFAULT_JWT_SECRET;
   const migrationsDirs =
     options.migrationsDir === undefined
       ? [defaultMigrationsDir()]
@@ -94,10 +100,13 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
         : [...options.migrationsDir];
   const maxBodyBytes = options.maxBodyBytes ?? 8 * 1024 * 1024;
   const accessTokenTtl = options.accessTokenTtl ?? 3600;
-  const anonKey = signJwt({ iss: 'supabase-demo', role: 'anon' }, jwtSecret, { expiresIn: TEN_YEARS });
-  const serviceRoleKey = signJwt({ iss: 'supabase-demo', role: 'service_role' }, jwtSecret, {
-    expiresIn: TEN_YEARS,
-  });
+  // The same claims as the Supabase CLI's keys: with the default secret they are the
+  // well-known local keys, so an app configured for `supabase start` works unchanged.
+  const anonKey = signJwt({ iss: 'supabase-demo', role: 'anon', exp: LOCAL_KEYS_EXP }, jwtSecret);
+  const serviceRoleKey = signJwt(
+    { iss: 'supabase-demo', role: 'service_role', exp: LOCAL_KEYS_EXP },
+    jwtSecret,
+  );
   const apiKeys = new Set([anonKey, serviceRoleKey]);
 
   let db = await openDatabase(location);

@@ -5,9 +5,13 @@ import { expect, it } from 'vitest';
 const cli = fileURLToPath(new URL('../../src/devserver/cli.ts', import.meta.url));
 
 it('userdb-dev prints the URL and keys, serves, and stops cleanly on SIGINT', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, '--port', '0', '--jwt-secret', 'cli-test-secret'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', cli, '--port', '0', '--jwt-secret', 'cli-test-secret'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   child.stderr.on('data', (d: Buffer) => {
@@ -33,7 +37,9 @@ it('userdb-dev prints the URL and keys, serves, and stops cleanly on SIGINT', as
 }, 60_000);
 
 it('userdb-dev refuses a bad port', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, '--port', 'many'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, '--port', 'many'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
   child.stderr.on('data', (d: Buffer) => {
     err += d.toString();

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { type DevServer, signJwt, startDevServer } from '../../src/devserver/index.js';
+import { DEFAULT_JWT_SECRET, type DevServer, signJwt, startDevServer } from '../../src/devserver/index.js';
 import { RawSocket, signedUp, waitFor } from './helpers.js';
 
 let server: DevServer;
@@ -182,5 +182,14 @@ describe('malformed websocket input', () => {
     await ok.opened();
     await ok.roundTrip();
     ok.close();
+  });
+});
+
+describe('keys', () => {
+  it('uses the Supabase CLI local secret by default, so the keys are the well-known local ones', () => {
+    expect(server.jwtSecret).toBe(DEFAULT_JWT_SECRET);
+    expect(server.anonKey).toBe(
+      'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAiOjE5ODM4MTI5OTZ9.CRXP1A7WOeoJeXxjNni43kdQwgnWNReilDMblYTn_I0',
+    );
   });
 });
