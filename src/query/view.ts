@@ -351,6 +351,19 @@ export class Overlay implements ReadLayer {
       this.tables.set(table, t);
       createdTable = true;
     }
+    if (
+      !t.full &&
+      row !== undefined &&
+      t.rows.get(key) === null &&
+      this.base.getRow(table, key) !== undefined
+    ) {
+      // A base row deleted and added again moves to the end, as in the keyed form: keep the whole
+      // table from here on (rare, O(rows) once).
+      const full: OverlayTable = { schema: t.schema, full: true, rows: new Map(this.entries(table)) };
+      this.journal.push({ kind: 'table', table, prev: t });
+      this.tables.set(table, full);
+      t = full;
+    }
     this.journal.push({ kind: 'row', table, key, createdTable, prev: t.rows.get(key) });
     if (t.full) {
       if (row === undefined) t.rows.delete(key);

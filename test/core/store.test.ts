@@ -129,6 +129,20 @@ describe('durability', () => {
   });
 });
 
+describe('close()', () => {
+  it('leaves no timers, immediates or other handles behind', async () => {
+    const before = process.getActiveResourcesInfo();
+    const db = await openTyped(freshEnv());
+    await db.table('projects').insert(project('p1'));
+    const sub = db.table('projects').query().observe().subscribe();
+    await db.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    const added = process.getActiveResourcesInfo().filter((r) => !before.includes(r));
+    expect(added).toEqual([]);
+    expect(sub.closed).toBe(true);
+  });
+});
+
 describe('QuotaExceededError', () => {
   function failPuts(env: Env): void {
     const fail = (store: IDBObjectStore) => {
