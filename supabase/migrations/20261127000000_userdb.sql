@@ -452,10 +452,11 @@ $$;
 -- in-memory array of that table's rows, so a run of them costs about one copy of the
 -- rows, not one copy of the document per op. Within a run of consecutive row ops, the
 -- ops of each table are applied together (ops on different tables commute, so the
--- result is the same as applying them in order); removes leave holes that are closed
--- once when the rows are written back. Other ops, and the row ops of a table that has
--- only one or two in the patch, apply to the document directly. When the patch fails,
--- it is applied again strictly in order to name the first failing op.
+-- result is the same as applying them in order). Removes leave holes, skipped in
+-- O(log n) through a Fenwick tree and closed once when the rows are written back. Other
+-- ops, and the row ops of a table that has only one or two in the patch, apply to the
+-- document directly. When the patch fails, it is applied again strictly in order to name
+-- the first failing op.
 create or replace function userdb.apply_patch_pass(doc jsonb, ops jsonb, in_order boolean)
 returns jsonb
 language plpgsql
@@ -481,14 +482,21 @@ declare
   i integer;
   v_t text;
   -- The rows array being worked on: table name, elements (SQL null = removed), the
-  -- removed physical positions in ascending order, and the logical length.
+  -- logical length, the number of removed elements, and a Fenwick tree counting the
+  -- removed positions (allocated at the first remove), of size c_cap, c_top being the
+  -- largest power of two not above c_cap.
   c_table text := null;
   c_rows jsonb[];
-  c_holes integer[];
   c_len integer;
+  c_holes integer;
+  c_tree integer[];
+  c_cap integer;
+  c_top integer;
   v_logical integer;
   v_phys integer;
-  v_hole integer;
+  v_step integer;
+  v_rest integer;
+  v_j integer;
 begin
   if ops is null or jsonb_typeof(ops) <> 'array' then
     raise exception using errcode = '22023', message = 'userdb_patch: ops must be a JSON array';
@@ -568,8 +576,8 @@ begin
           c_table := v_t;
           c_rows := array(select r from jsonb_array_elements(v_doc #> array['tables', v_t, 'rows'])
                                           with ordinality as u(r, o) order by o);
-          c_holes := '{}';
           c_len := cardinality(c_rows);
+          c_holes := 0;
         end if;
       end if;
 
@@ -581,11 +589,21 @@ begin
 
       v_n := cardinality(v_tokens);
       v_logical := userdb.array_index(i - 1, v_kind, v_path, v_tokens[4], c_len, v_n = 4 and v_kind = 'add');
+      -- The physical position of the element at v_logical: the (v_logical + 1)-th one not
+      -- removed, found by binary lifting on the tree (O(log n)).
       v_phys := v_logical;
-      foreach v_hole in array c_holes loop
-        exit when v_hole > v_phys;
-        v_phys := v_phys + 1;
-      end loop;
+      if c_holes > 0 and v_logical < c_len then
+        v_phys := 0;
+        v_rest := v_logical + 1;
+        v_step := c_top;
+        while v_step > 0 loop
+          if v_phys + v_step <= c_cap and v_step - c_tree[v_phys + v_step] < v_rest then
+            v_phys := v_phys + v_step;
+            v_rest := v_rest - (v_step - c_tree[v_phys]);
+          end if;
+          v_step := v_step / 2;
+        end loop;
+      end if;
       if v_n > 4 then
         c_rows[v_phys + 1] := userdb.apply_op(c_rows[v_phys + 1], i - 1, v_kind, v_path, v_tokens[5:], v_value);
       elsif v_kind = 'add' then
@@ -593,16 +611,30 @@ begin
           c_rows := array_append(c_rows, v_value);
         else
           -- Insert in the middle: close the holes, then shift.
-          if cardinality(c_holes) > 0 then
+          if c_holes > 0 then
             c_rows := array_remove(c_rows, null::jsonb);
-            c_holes := '{}';
+            c_holes := 0;
           end if;
           c_rows := array_cat(array_append(c_rows[1:v_logical], v_value), c_rows[v_logical + 1:]);
         end if;
         c_len := c_len + 1;
       elsif v_kind = 'remove' then
+        if c_holes = 0 then
+          -- Room for every element the rest of the patch could append.
+          c_cap := cardinality(c_rows) + v_count;
+          c_tree := array_fill(0, array[c_cap]);
+          c_top := 1;
+          while c_top * 2 <= c_cap loop
+            c_top := c_top * 2;
+          end loop;
+        end if;
         c_rows[v_phys + 1] := null;
-        c_holes := array(select h from unnest(array_append(c_holes, v_phys)) as u(h) order by h);
+        v_j := v_phys + 1;
+        while v_j <= c_cap loop
+          c_tree[v_j] := c_tree[v_j] + 1;
+          v_j := v_j + (v_j & -v_j);
+        end loop;
+        c_holes := c_holes + 1;
         c_len := c_len - 1;
       elsif v_kind = 'replace' then
         c_rows[v_phys + 1] := v_value;
