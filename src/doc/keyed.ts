@@ -96,11 +96,15 @@ export class KeyedDraft {
     return copy;
   }
 
-  /** Sets table `name` to a table object owned by this draft. */
-  put(name: string, table: KeyedTable): void {
+  /**
+   * Sets table `name`. `ownsRows` says whether `table.rows` is a fresh object this draft may
+   * mutate (false when it is shared with another document).
+   */
+  put(name: string, table: KeyedTable, ownsRows = true): void {
     this.tables ??= { ...this.base.tables };
     setOwn(this.tables, name, table);
-    this.owned.add(name);
+    if (ownsRows) this.owned.add(name);
+    else this.owned.delete(name);
   }
 
   /** Drops table `name`. */
@@ -294,7 +298,7 @@ export function applyParsedOp(draft: KeyedDraft, p: ParsedOp): void {
         }
         throw e;
       }
-      if (next !== table) draft.put(name, next);
+      if (next !== table) draft.put(name, next, next.rows !== table.rows);
       return;
     }
     case 'fields': {

@@ -89,6 +89,28 @@ describe('applyKeyed', () => {
     expect(applyKeyed(doc, [])).toBe(doc);
   });
 
+  it('does not mutate rows shared after a schema change that keeps them', () => {
+    const doc = base();
+    const members = doc.tables.members?.rows;
+    const snapshot = JSON.stringify(doc);
+    const reordered = {
+      fields: [
+        { name: 'role', type: 'string' as const },
+        { name: 'org', type: 'integer' as const },
+        { name: 'user', type: 'string' as const },
+      ],
+      primaryKey: ['org', 'user'],
+    };
+    const next = applyKeyed(doc, [
+      O.replaceSchema('members', reordered),
+      O.addRow('members', '[2,"cy"]', { org: 2, user: 'cy' }),
+      O.removeRow('members', '[1,"ann"]'),
+    ]);
+    expect(JSON.stringify(doc)).toBe(snapshot);
+    expect(doc.tables.members?.rows).toBe(members);
+    expect(Object.keys(next.tables.members?.rows ?? {})).toEqual(['[1,"bob"]', '[2,"cy"]']);
+  });
+
   it('keeps identity for writes that change nothing', () => {
     const doc = base();
     const p1 = doc.tables.projects?.rows.p_1;
