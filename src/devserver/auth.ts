@@ -12,7 +12,7 @@
  */
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Database, Queryable } from './database.js';
+import { type Database, isPostgresError, type Queryable } from './database.js';
 import { BodyTooLargeError, bearerToken, readBody, send, sendJson } from './http.js';
 import { type JwtClaims, signJwt, verifyJwt } from './jwt.js';
 
@@ -270,21 +270,30 @@ export class AuthService {
       });
     }
     const hash = await hashPassword(password);
-    return this.#o.db.transaction(async (tx) => {
-      const existing = await tx.query('select 1 from auth.users where email = $1 and is_sso_user = false', [
-        email,
-      ]);
-      if (existing.length > 0) throw new AuthHttpError(422, 'user_already_exists', 'User already registered');
-      const rows = await tx.query<{ id: string }>(
-        `insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+    return this.#o.db
+      .transaction(async (tx) => {
+        const existing = await tx.query('select 1 from auth.users where email = $1 and is_sso_user = false', [
+          email,
+        ]);
+        if (existing.length > 0)
+          throw new AuthHttpError(422, 'user_already_exists', 'User already registered');
+        const rows = await tx.query<{ id: string }>(
+          `insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
            raw_app_meta_data, raw_user_meta_data, created_at, updated_at, last_sign_in_at, is_anonymous)
          values ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated',
            $1, $2, now(), '{"provider":"email","providers":["email"]}'::jsonb, $3::jsonb, now(), now(), now(), false)
          returning id::text`,
-        [email, hash, JSON.stringify(data)],
-      );
-      return this.#issueSession(tx, rows[0]!.id, 'password');
-    });
+          [email, hash, JSON.stringify(data)],
+        );
+        return this.#issueSession(tx, rows[0]!.id, 'password');
+      })
+      .catch((error: unknown) => {
+        // Two sign-ups racing for one email: the unique index decides, GoTrue's answer follows.
+        if (isPostgresError(error) && error.code === '23505') {
+          throw new AuthHttpError(422, 'user_already_exists', 'User already registered');
+        }
+        throw error;
+      });
   }
 
   async #password(body: Record<string, unknown>) {

@@ -134,7 +134,7 @@ describe('postgres_changes delivery', () => {
     expect(notes[0]!.new).toEqual({ id: 10, owner: a.id });
   });
 
-  it('filters with eq, neq, lt, lte, gt, gte and in, typed by column', () => {
+  it('filters with eq, neq, lt, lte, gt, gte and in, typed by column, comma-combined', () => {
     const columns = [
       { name: 'n', type: 'int4' },
       { name: 'u', type: 'uuid' },
@@ -144,7 +144,7 @@ describe('postgres_changes delivery', () => {
     const check = (f: string) => {
       const parsed = parseFilter(f);
       if (!parsed.ok) throw new Error(parsed.message);
-      return matchesFilter(parsed.filter, row, columns);
+      return matchesFilter(parsed.filters, row, columns);
     };
     expect(check('n=eq.10')).toBe(true);
     expect(check('n=neq.10')).toBe(false);
@@ -157,6 +157,8 @@ describe('postgres_changes delivery', () => {
     expect(check('s=in.(a,c)')).toBe(false);
     expect(check('u=eq.abcdef00-0000-0000-0000-000000000000')).toBe(true);
     expect(check('missing=eq.1')).toBe(false);
+    expect(check('n=gt.0,n=lt.100')).toBe(true);
+    expect(check('n=gt.0,s=in.(a,c)')).toBe(false);
     expect(parseFilter('n=like.1').ok).toBe(false);
     expect(parseFilter('nonsense').ok).toBe(false);
   });

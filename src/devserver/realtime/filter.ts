@@ -25,18 +25,26 @@ export interface ChangeColumn {
 const OPS = new Set(['eq', 'neq', 'lt', 'lte', 'gt', 'gte', 'in']);
 const NUMERIC = new Set(['int2', 'int4', 'int8', 'float4', 'float8', 'numeric', 'oid']);
 
-/**
- * Parses a filter string.
- *
- * @example
- * ```ts
- * parseFilter('id=in.(1,2,3)'); // { ok: true, filter: { column: 'id', op: 'in', values: ['1','2','3'] } }
- * ```
- */
-export function parseFilter(
-  text: string,
-): { ok: true; filter: RealtimeFilter } | { ok: false; message: string } {
-  const match = /^([^=]+)=([a-z]+)\.(.*)$/s.exec(text);
+/** Splits `a=eq.1,b=in.(x,y)` on the commas outside parentheses. */
+function splitTopLevel(text: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '(') depth++;
+    else if (ch === ')') depth = Math.max(0, depth - 1);
+    else if (ch === ',' && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
+
+function parseOne(text: string): { ok: true; filter: RealtimeFilter } | { ok: false; message: string } {
+  const match = /^([^=]+)=([a-z]+)\.(.*)$/s.exec(text.trim());
   if (match === null)
     return { ok: false, message: `Error parsing \`filter\` params: ${JSON.stringify(text)}` };
   const [, column, op, rest] = match as unknown as [string, string, string, string];
@@ -52,6 +60,27 @@ export function parseFilter(
     return { ok: true, filter: { column: column.trim(), op: 'in', values } };
   }
   return { ok: true, filter: { column: column.trim(), op: op as RealtimeFilter['op'], values: [rest] } };
+}
+
+/**
+ * Parses a filter string; several filters joined by commas must all pass, as in Realtime.
+ *
+ * @example
+ * ```ts
+ * parseFilter('id=in.(1,2,3)'); // { ok: true, filters: [{ column: 'id', op: 'in', values: ['1','2','3'] }] }
+ * parseFilter('id=gt.0,id=lt.100'); // two filters, both must pass
+ * ```
+ */
+export function parseFilter(
+  text: string,
+): { ok: true; filters: RealtimeFilter[] } | { ok: false; message: string } {
+  const filters: RealtimeFilter[] = [];
+  for (const part of splitTopLevel(text)) {
+    const parsed = parseOne(part);
+    if (!parsed.ok) return parsed;
+    filters.push(parsed.filter);
+  }
+  return { ok: true, filters };
 }
 
 function text(value: unknown): string {
@@ -75,16 +104,7 @@ function compare(type: string | undefined, left: unknown, right: string): number
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/**
- * Whether `record` passes `filter`. A column missing from the record (or null) never passes,
- * as in Realtime.
- *
- * @example
- * ```ts
- * matchesFilter(filter, { user_id: 'abc' }, [{ name: 'user_id', type: 'uuid' }]);
- * ```
- */
-export function matchesFilter(
+function matchesOne(
   filter: RealtimeFilter,
   record: Readonly<Record<string, unknown>> | null | undefined,
   columns: readonly ChangeColumn[],
@@ -110,4 +130,21 @@ export function matchesFilter(
     case 'in':
       return filter.values.some((v) => compare(type, value, v) === 0);
   }
+}
+
+/**
+ * Whether `record` passes every filter. A column missing from the record (or null) never
+ * passes, as in Realtime.
+ *
+ * @example
+ * ```ts
+ * matchesFilter(filters, { user_id: 'abc' }, [{ name: 'user_id', type: 'uuid' }]);
+ * ```
+ */
+export function matchesFilter(
+  filters: readonly RealtimeFilter[],
+  record: Readonly<Record<string, unknown>> | null | undefined,
+  columns: readonly ChangeColumn[],
+): boolean {
+  return filters.every((f) => matchesOne(f, record, columns));
 }

@@ -35,7 +35,7 @@ interface Binding {
   event: '*' | ChangeType;
   schema: string;
   table: string | undefined;
-  filter: RealtimeFilter | undefined;
+  filters: RealtimeFilter[] | undefined;
 }
 
 interface Channel {
@@ -342,10 +342,10 @@ export class RealtimeServer {
       const id = this.#nextBindingId++;
       echoed.push({ ...p, id });
       const event = typeof p.event === 'string' ? p.event.toUpperCase() : '*';
-      let filter: RealtimeFilter | undefined;
+      let filters: RealtimeFilter[] | undefined;
       if (typeof p.filter === 'string' && p.filter.trim() !== '') {
         const parsed = parseFilter(p.filter);
-        if (parsed.ok) filter = parsed.filter;
+        if (parsed.ok) filters = parsed.filters;
         else errors.push(parsed.message);
       }
       if (event !== '*' && event !== 'INSERT' && event !== 'UPDATE' && event !== 'DELETE') {
@@ -357,7 +357,7 @@ export class RealtimeServer {
         event,
         schema: typeof p.schema === 'string' ? p.schema : 'public',
         table: typeof p.table === 'string' && p.table !== '*' ? p.table : undefined,
-        filter,
+        filters,
       });
     }
     const channel: Channel = {
@@ -546,7 +546,7 @@ export class RealtimeServer {
       .map((c) => ({
         ...c,
         bindings: c.bindings.filter(
-          (b) => b.filter === undefined || matchesFilter(b.filter, filterTarget, info.columns),
+          (b) => b.filters === undefined || matchesFilter(b.filters, filterTarget, info.columns),
         ),
       }))
       .filter(
