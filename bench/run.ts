@@ -8,11 +8,12 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { localConfig } from './lib/config.js';
 import { machineInfo } from './lib/machine.js';
 import { fakeIndexedDb } from './lib/node-backend.js';
 import { type Figure, formatRun, type RunResult } from './lib/report.js';
 import { bundleWorkload } from './workloads/bundle.js';
-import { type LocalConfig, localWorkloads, warmUp } from './workloads/local.js';
+import { localWorkloads, warmUp } from './workloads/local.js';
 import { serverWorkload } from './workloads/server.js';
 import { syncWorkloads } from './workloads/sync.js';
 
@@ -29,31 +30,7 @@ const log = (line: string) =>
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
 const machine = machineInfo();
-const local: LocalConfig = quick
-  ? {
-      sizes: [1000, 10_000],
-      writeRuns: () => 100,
-      writeWarmup: 20,
-      listRuns: () => 20,
-      bulkRows: 2000,
-      bulkRuns: 2,
-      getRuns: 500,
-      queryRuns: 10,
-      startRuns: () => 3,
-      log,
-    }
-  : {
-      sizes: [1000, 10_000, 100_000],
-      writeRuns: (rows) => (rows >= 100_000 ? 300 : 500),
-      writeWarmup: 50,
-      listRuns: (rows) => (rows >= 100_000 ? 30 : 100),
-      bulkRows: 10_000,
-      bulkRuns: 3,
-      getRuns: 2000,
-      queryRuns: 30,
-      startRuns: (rows) => (rows >= 100_000 ? 5 : rows >= 10_000 ? 10 : 20),
-      log,
-    };
+const local = localConfig(quick, log);
 
 const started = Date.now();
 const figures: Figure[] = [];

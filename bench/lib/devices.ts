@@ -9,7 +9,6 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import WebSocket from 'ws';
 import { localStore } from '../../src/api/internal.js';
-import type { DevServer } from '../../src/devserver/index.js';
 import { createUserDb, type UserDb } from '../../src/index.js';
 import { SupabaseRemote } from '../../src/remote/index.js';
 import { SyncEngine, type SyncOptions } from '../../src/sync/engine.js';
@@ -18,6 +17,7 @@ import { InProcessLocks } from '../../src/sync/leader.js';
 import type { SyncStatus } from '../../src/sync/state.js';
 import { syncStoreOf } from '../../src/sync/store-adapter.js';
 import { schema } from './data.js';
+import type { ServerAddress } from './server-process.js';
 
 /** One RPC as the device sent it. */
 export interface RpcRecord {
@@ -44,7 +44,11 @@ export interface User {
 }
 
 /** A supabase-js client for the dev server whose RPC request bytes go to `rpcs`. */
-export function makeClient(server: DevServer, rpcs: RpcRecord[], gate: { offline: boolean }): SupabaseClient {
+export function makeClient(
+  server: ServerAddress,
+  rpcs: RpcRecord[],
+  gate: { offline: boolean },
+): SupabaseClient {
   return createClient(server.url, server.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor },
@@ -66,7 +70,7 @@ export function makeClient(server: DevServer, rpcs: RpcRecord[], gate: { offline
 let users = 0;
 
 /** Signs up a new user. */
-export async function newUser(server: DevServer): Promise<User> {
+export async function newUser(server: ServerAddress): Promise<User> {
   users += 1;
   const email = `bench${users}-${process.pid}@bench.invalid`;
   const sb = makeClient(server, [], { offline: false });
@@ -77,7 +81,7 @@ export async function newUser(server: DevServer): Promise<User> {
 
 /** A client signed in as `user`, recording its RPCs. */
 export async function signIn(
-  server: DevServer,
+  server: ServerAddress,
   user: User,
   rpcs: RpcRecord[] = [],
   gate = { offline: false },
@@ -89,7 +93,7 @@ export async function signIn(
 }
 
 /** Opens a device of `user` and waits for its first sync. */
-export async function openDevice(server: DevServer, user: User, sync: SyncOptions = {}): Promise<Device> {
+export async function openDevice(server: ServerAddress, user: User, sync: SyncOptions = {}): Promise<Device> {
   const rpcs: RpcRecord[] = [];
   const gate = { offline: false };
   const online = new ManualSignal(true);
