@@ -3,7 +3,12 @@ import { useSyncStatus } from 'userdb/react';
 import type { DemoDb, SyncStatusView } from './db.js';
 import type { DemoNetwork } from './network.js';
 
-const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const time = new Intl.DateTimeFormat(undefined, {
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hourCycle: 'h23',
+});
 
 /** What the badge says: offline / syncing / N pending / synced at hh:mm:ss. */
 export function describeStatus(s: SyncStatusView | undefined): { kind: string; text: string } {

@@ -8,15 +8,22 @@ interface Toast {
 
 const TOAST_MS = 8000;
 
+function show(value: unknown): string {
+  return typeof value === 'string' ? `“${value}”` : JSON.stringify(value ?? null);
+}
+
+/** One sentence per conflict, e.g. `title of project p_1: kept your “A” over “B”.` */
 export function describeConflict(c: ConflictView): string {
-  const where = [c.table, c.key, c.field].filter((x) => x !== undefined).join(' › ');
-  const outcome =
-    c.resolution === 'dropped'
-      ? 'your change was replaced by a newer one'
-      : c.resolution === 'merged'
-        ? 'the changes were merged'
-        : 'your change was kept';
-  return `Conflict on ${where}: ${outcome}.`;
+  const noun = c.table === 'projects' ? 'project' : c.table === 'tasks' ? 'task' : `table ${c.table}`;
+  const row = c.key === undefined ? noun : `${noun} ${c.key}`;
+  const what = c.field === undefined ? row : `${c.field} of ${row}`;
+  if (c.resolution === 'dropped') {
+    return `Conflict on ${what}: your ${show(c.local)} was replaced by ${show(c.remote)}.`;
+  }
+  if (c.resolution === 'merged') return `Conflict on ${what}: the edits were merged.`;
+  return c.remote === undefined
+    ? `Conflict on ${what}: your edit was kept.`
+    : `Conflict on ${what}: kept your ${show(c.local)} over ${show(c.remote)}.`;
 }
 
 /** One toast per conflict reported by `db.conflicts$`. */

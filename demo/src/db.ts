@@ -5,6 +5,10 @@
 import type { SupabaseClient } from '@supabase/supabase-js';
 import type { Observable } from 'rxjs';
 import { createUserDb, type UserDb } from 'userdb';
+// The engine is wired here by hand until `createUserDb` takes `supabase` and sync options itself.
+import { SupabaseRemote } from '../../src/remote/index.js';
+import { SyncEngine } from '../../src/sync/engine.js';
+import { syncStoreOf } from '../../src/sync/store-adapter.js';
 import type { OnlineSignal } from './network.js';
 import { type DemoSchema, schema } from './schema.js';
 
@@ -24,6 +28,8 @@ export interface ConflictView {
   table: string;
   key?: string | undefined;
   field?: string | undefined;
+  local?: unknown;
+  remote?: unknown;
   resolution: string;
 }
 
@@ -33,6 +39,25 @@ export type DemoDb = UserDb<DemoSchema> & {
   readonly conflicts$: Observable<ConflictView>;
 };
 
-export function openDemoDb(supabase: SupabaseClient, userId: string, online: OnlineSignal): Promise<DemoDb> {
-  return createUserDb({ userId, schema, supabase, sync: { online } }) as Promise<DemoDb>;
+export async function openDemoDb(
+  supabase: SupabaseClient,
+  userId: string,
+  online: OnlineSignal,
+): Promise<DemoDb> {
+  const db = await createUserDb({ userId, schema });
+  const engine = new SyncEngine({
+    store: syncStoreOf(db.localStore),
+    remote: new SupabaseRemote(supabase, { userId }),
+    userId,
+    options: { online },
+  });
+  const closeLocal = db.close.bind(db);
+  return Object.assign(db, {
+    status$: engine.status$,
+    conflicts$: engine.conflicts$,
+    close: async () => {
+      await engine.close();
+      await closeLocal();
+    },
+  }) as DemoDb;
 }

@@ -31,7 +31,8 @@ function remember(user: DemoUser | null): void {
 }
 
 function userOf(session: Session): DemoUser {
-  return { id: session.user.id, email: session.user.email ?? null };
+  const { id, email, is_anonymous } = session.user;
+  return { id, email: is_anonymous === true || !email ? null : email };
 }
 
 /** Follows supabase-js' auth state; calls `onUser` when the user changes (sign-in, sign-out). */

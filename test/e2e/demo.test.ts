@@ -1,0 +1,164 @@
+/**
+ * The demo PWA in headless Chromium against the dev server on PGlite: two browser contexts signed in
+ * as the same user (two devices), offline work with a reload from the service worker, and a
+ * conflicting edit on both sides.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Browser, BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AppServer, serveApp } from '../../demo/server/serve.js';
+import { type DevServer, startDevServer } from '../../src/devserver/index.js';
+import { launchBrowser } from './browser.js';
+import { buildDemo, DemoPage } from './demo.js';
+
+const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
+const VIEWPORT = { width: 960, height: 640 };
+
+// In CI a browser that does not launch fails the run; elsewhere the suite says why and is skipped.
+const launched = await launchBrowser().catch((e: unknown) => {
+  if (process.env.CI) throw e;
+  console.warn(`\n[e2e] skipped: ${e instanceof Error ? e.message : String(e)}\n`);
+  return undefined;
+});
+
+describe.skipIf(launched === undefined)('demo PWA in Chromium', () => {
+  const browser = launched?.browser as Browser;
+  let api: DevServer;
+  let app: AppServer;
+  let dist: string;
+  let a: DemoPage;
+  let b: DemoPage;
+  const contexts: BrowserContext[] = [];
+
+  const newContext = async (): Promise<BrowserContext> => {
+    const ctx = await browser.newContext({ viewport: VIEWPORT });
+    contexts.push(ctx);
+    return ctx;
+  };
+
+  beforeAll(async () => {
+    // The build and the dev server's start (PGlite + migrations) take about as long: overlap them.
+    [dist, api] = await Promise.all([buildDemo(), startDevServer({ port: 0, database: 'memory' })]);
+    app = await serveApp({ config: { supabaseUrl: api.url, anonKey: api.anonKey }, dir: dist });
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const ctx of contexts) await ctx.close().catch(() => undefined);
+    await browser?.close();
+    await app?.stop();
+    await api?.stop();
+    if (dist !== undefined) rmSync(dist, { recursive: true, force: true });
+  });
+
+  it('serves the app shell, the manifest and the service worker', async () => {
+    const res = await fetch(new URL('manifest.webmanifest', app.url));
+    expect(res.ok).toBe(true);
+    const manifest = (await res.json()) as { name: string; display: string; icons: unknown[] };
+    expect(manifest.display).toBe('standalone');
+    expect(manifest.icons.length).toBeGreaterThan(0);
+    const sw = await fetch(new URL('sw.js', app.url));
+    expect(await sw.text()).toContain('index.html');
+  });
+
+  it('signs in anonymously into an empty workspace', async () => {
+    const page = await DemoPage.open(await newContext(), app.url);
+    await page.page.getByTestId('anonymous').click();
+    await page.page.locator('[data-testid="user"]:text-is("anonymous")').waitFor();
+    await page.synced();
+    expect(await page.projectTitles()).toEqual([]);
+    await page.context.close();
+  });
+
+  it('two windows signed in as the same user: an edit in A appears in B', async () => {
+    a = await DemoPage.open(await newContext(), app.url);
+    await a.signIn('ada@example.com', 'correct horse', 'sign-up');
+    b = await DemoPage.open(await newContext(), app.url);
+    await b.signIn('ada@example.com', 'correct horse', 'sign-in');
+
+    await a.addProject('Launch');
+    await a.addTask('Write docs');
+    await a.addTask('Ship');
+    await b.project('Launch').waitFor();
+    await b.selectProject('Launch');
+    await b.task('Write docs').waitFor();
+    await b.toggleTask('Ship');
+    await a.page.locator('[data-testid="task"][data-title="Ship"][data-done="true"]').waitFor();
+    await a.renameProject('Launch', 'Launch v1');
+    await b.project('Launch v1').waitFor();
+    await b.addProject('Scratch');
+    await a.project('Scratch').waitFor();
+    await a.deleteProject('Scratch');
+    await b.project('Scratch').waitFor({ state: 'detached' });
+    await a.synced();
+    await b.synced();
+    expect(await a.projectTitles()).toEqual(['Launch v1']);
+    expect(await b.projectTitles()).toEqual(['Launch v1']);
+  });
+
+  it('A works offline, reloads offline with app and data, and B receives the edits once A is back', async () => {
+    await a.serviceWorkerReady();
+    await a.context.setOffline(true);
+    await a.badge('offline');
+    await a.addProject('Offline plans');
+    await a.addTask('Draft while offline');
+    await a.page.reload();
+    // The shell comes from the service worker's precache, the data from IndexedDB.
+    await a.project('Offline plans').waitFor();
+    await a.project('Launch v1').waitFor();
+    await a.selectProject('Offline plans');
+    await a.task('Draft while offline').waitFor();
+    await a.badge('offline');
+    expect(Number(await a.page.getByTestId('sync-badge').getAttribute('data-pending'))).toBeGreaterThan(0);
+    expect(await b.projectTitles()).not.toContain('Offline plans');
+
+    await a.context.setOffline(false);
+    await b.project('Offline plans').waitFor();
+    await b.selectProject('Offline plans');
+    await b.task('Draft while offline').waitFor();
+    await a.synced();
+  });
+
+  it('a conflicting edit on both sides converges, with a conflict toast', async () => {
+    await a.setSimulatedOffline(true);
+    await b.setSimulatedOffline(true);
+    await a.badge('offline');
+    await b.badge('offline');
+    await a.renameProject('Launch v1', 'Launch (from A)');
+    await b.renameProject('Launch v1', 'Launch (from B)');
+
+    await a.setSimulatedOffline(false);
+    await a.synced();
+    await b.setSimulatedOffline(false);
+    // B's edit reaches the server last, so it wins on both sides.
+    await b.synced();
+    const toast = b.page.getByTestId('toast').first();
+    await toast.waitFor();
+    expect(await toast.textContent()).toContain('Launch (from B)');
+    await a.project('Launch (from B)').waitFor();
+    await b.project('Launch (from B)').waitFor();
+    expect(await a.projectTitles()).toEqual(await b.projectTitles());
+    expect(await a.projectTitles()).not.toContain('Launch (from A)');
+
+    await a.selectProject('Launch (from B)');
+    await b.selectProject('Launch (from B)');
+    await screenshotSideBySide(a, b, `${ARTIFACTS}demo-two-windows.png`);
+  });
+});
+
+/** One PNG with both windows next to each other. */
+async function screenshotSideBySide(left: DemoPage, right: DemoPage, file: string): Promise<void> {
+  const [l, r] = await Promise.all([left.page.screenshot(), right.page.screenshot()]);
+  const page = await left.context.newPage();
+  await page.setViewportSize({ width: VIEWPORT.width * 2 + 48, height: VIEWPORT.height + 64 });
+  const img = (png: Buffer, label: string) =>
+    `<figure><figcaption>${label}</figcaption><img src="data:image/png;base64,${png.toString('base64')}"></figure>`;
+  await page.setContent(
+    `<style>body{margin:0;display:flex;gap:16px;padding:8px 16px;background:#444;font:14px system-ui;color:#fff}
+     figure{margin:0}figcaption{padding:4px 0}img{display:block;box-shadow:0 2px 8px #0008}</style>
+     ${img(l, 'Window A')}${img(r, 'Window B (same user, another device)')}`,
+  );
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: file });
+  await page.close();
+}

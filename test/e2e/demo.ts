@@ -1,0 +1,140 @@
+/**
+ * Helpers of the end-to-end tests: build the demo once, run it, and drive its pages.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { BrowserContext, Page } from 'playwright-core';
+
+const run = promisify(execFile);
+
+/** Builds the demo into a fresh temporary directory (production mode, in its own process). */
+export async function buildDemo(): Promise<string> {
+  const outDir = await mkdtemp(join(tmpdir(), 'userdb-demo-'));
+  await run(
+    process.execPath,
+    [
+      'node_modules/vite/bin/vite.js',
+      'build',
+      '--config',
+      'demo/vite.config.ts',
+      '--outDir',
+      outDir,
+      '--emptyOutDir',
+      '--logLevel',
+      'warn',
+    ],
+    { env: { ...process.env, NODE_ENV: 'production' }, maxBuffer: 16 * 1024 * 1024 },
+  );
+  return outDir;
+}
+
+/** Default wait for something to show up in a page (sync through Realtime included). */
+export const UI_TIMEOUT = 20_000;
+
+/** One browser window of the demo. */
+export class DemoPage {
+  constructor(
+    readonly context: BrowserContext,
+    readonly page: Page,
+  ) {}
+
+  static async open(context: BrowserContext, url: string): Promise<DemoPage> {
+    const page = await context.newPage();
+    page.setDefaultTimeout(UI_TIMEOUT);
+    await page.goto(url);
+    return new DemoPage(context, page);
+  }
+
+  /** Creates an account, or signs in to an existing one. */
+  async signIn(email: string, password: string, mode: 'sign-up' | 'sign-in'): Promise<void> {
+    const { page } = this;
+    if (mode === 'sign-up') await page.getByTestId('toggle-mode').click();
+    await page.getByTestId('email').fill(email);
+    await page.getByTestId('password').fill(password);
+    await page.getByTestId('submit').click();
+    await page.getByTestId('user').waitFor();
+  }
+
+  /** Waits until the service worker controls the page (the app shell is precached). */
+  async serviceWorkerReady(): Promise<void> {
+    await this.page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+      if (navigator.serviceWorker.controller !== null) return;
+      await new Promise<void>((resolve) =>
+        navigator.serviceWorker.addEventListener('controllerchange', () => resolve(), { once: true }),
+      );
+    });
+  }
+
+  project(title: string) {
+    return this.page.locator(`[data-testid="project"][data-title="${title}"]`);
+  }
+
+  async addProject(title: string): Promise<void> {
+    await this.page.getByTestId('new-project').fill(title);
+    await this.page.getByTestId('add-project').click();
+    await this.project(title).waitFor();
+  }
+
+  async renameProject(from: string, to: string): Promise<void> {
+    await this.project(from).getByTestId('rename').click();
+    await this.page.getByTestId('rename-input').fill(to);
+    await this.page.getByTestId('rename-save').click();
+    await this.project(to).waitFor();
+  }
+
+  async deleteProject(title: string): Promise<void> {
+    await this.project(title).getByTestId('delete').click();
+    await this.project(title).waitFor({ state: 'detached' });
+  }
+
+  async selectProject(title: string): Promise<void> {
+    await this.project(title).getByTestId('project-title').click();
+    await this.page.locator(`[data-testid="tasks-heading"]:text-is("${title}")`).waitFor();
+  }
+
+  task(title: string) {
+    return this.page.locator(`[data-testid="task"][data-title="${title}"]`);
+  }
+
+  async addTask(title: string): Promise<void> {
+    await this.page.getByTestId('new-task').fill(title);
+    await this.page.getByTestId('add-task').click();
+    await this.task(title).waitFor();
+  }
+
+  async toggleTask(title: string): Promise<void> {
+    const before = await this.task(title).getAttribute('data-done');
+    await this.task(title).getByTestId('task-done').click();
+    await this.page
+      .locator(
+        `[data-testid="task"][data-title="${title}"][data-done="${before === 'true' ? 'false' : 'true'}"]`,
+      )
+      .waitFor();
+  }
+
+  /** The project titles shown, in order. */
+  projectTitles(): Promise<string[]> {
+    return this.page
+      .getByTestId('project')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('data-title') ?? ''));
+  }
+
+  /** Waits until the badge shows `kind` (synced, offline, pending, syncing, error). */
+  async badge(kind: string): Promise<void> {
+    await this.page.locator(`[data-testid="sync-badge"][data-kind="${kind}"]`).waitFor();
+  }
+
+  /** Waits until nothing is pending and the last sync succeeded. */
+  async synced(): Promise<void> {
+    await this.badge('synced');
+  }
+
+  async setSimulatedOffline(offline: boolean): Promise<void> {
+    const box = this.page.getByTestId('simulate-offline');
+    if ((await box.isChecked()) !== offline) await box.click();
+  }
+}
