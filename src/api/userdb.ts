@@ -615,9 +615,18 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   /** Brings the view up to date with the store (after a commit of another instance). Holds the lock. */
   private async catchUpLocked(): Promise<void> {
     const tail = await this.store.readSince(this.appliedSeq);
-    if (tail === undefined || tail.generation !== this.generation) {
+    if (tail === undefined) {
       await this.reloadAndReport();
       return;
+    }
+    if (tail.generation !== this.generation) {
+      const from = tail.pushedFrom;
+      if (from === undefined || from.generation !== this.generation || this.appliedSeq < from.upToSeq) {
+        await this.reloadAndReport();
+        return;
+      }
+      // An exact push of entries this view already has: the view is still base + outbox.
+      this.generation = tail.generation;
     }
     if (tail.entries.length === 0) return;
     const changed = new Set<string>();

@@ -71,6 +71,8 @@ export interface AppendResult {
 /** Entries appended after a given seq, and the base generation they apply to. */
 export interface OutboxTail {
   generation: number;
+  /** Set when the current base came from an exact push (see {@link BaseVersionRecord.pushedFrom}). */
+  pushedFrom: { generation: number; upToSeq: number } | undefined;
   entries: OutboxEntry[];
 }
 
@@ -284,7 +286,7 @@ export class LocalStore {
           if (!parsed.success) return undefined;
           entries.push(parsed.data);
         }
-        return { generation: generationOf(version), entries };
+        return { generation: generationOf(version), pushedFrom: pushedFromOf(version), entries };
       });
     } catch (e) {
       throw toStorageError('reading the outbox', e);
@@ -355,18 +357,41 @@ export class LocalStore {
     }
   }
 
-  /** The current base (validated; an invalid one is quarantined via {@link load}). */
+  /**
+   * The current base, validated (an invalid one is quarantined via {@link load}).
+   *
+   * @example
+   * ```ts
+   * const { doc, updatedAt } = await store.readBase();
+   * ```
+   */
   async readBase(): Promise<BaseRecord> {
-    return (await this.load()).base;
+    this.assertOpen();
+    let raw: { base: unknown; version: MetaValue | undefined };
+    try {
+      raw = await this.db.transaction('r', this.meta, async () => ({
+        base: await this.meta.get(META_BASE),
+        version: await this.meta.get(META_BASE_VERSION),
+      }));
+    } catch (e) {
+      throw toStorageError('reading the base document', e);
+    }
+    if (raw.base === undefined) return { doc: EMPTY_DOC, updatedAt: null, generation: generationOf(raw.version) };
+    const checked = baseIssue(raw.base);
+    return typeof checked === 'string' ? (await this.load()).base : checked;
   }
 
   /**
    * After a successful push: stores the new base and its token and deletes the pushed entries
    * (`seq <= upToSeq`) in one IndexedDB transaction; optionally stores the next batch sequence too.
    *
+   * Pass `exact: true` when `newBase` is exactly the stored base with the pushed entries applied (the
+   * server accepted the patch on the very document of the stored base): then databases whose view
+   * already includes those entries keep their view as it is instead of rebuilding it (O(document)).
+   *
    * @example
    * ```ts
-   * await store.commitPush({ newBase, updatedAt: res.updated_at, upToSeq: batch.at(-1)!.seq, nextBatchSeq: n + 1 });
+   * await store.commitPush({ newBase, updatedAt: res.updated_at, upToSeq: batch.at(-1)!.seq, nextBatchSeq: n + 1, exact: true });
    * ```
    */
   async commitPush(args: {
@@ -374,11 +399,12 @@ export class LocalStore {
     updatedAt: string;
     upToSeq: number;
     nextBatchSeq?: number;
+    exact?: boolean;
   }): Promise<void> {
     this.assertOpen();
     try {
       await this.db.transaction('rw', this.meta, this.outbox, async () => {
-        await this.writeBase(args.newBase, args.updatedAt);
+        await this.writeBase(args.newBase, args.updatedAt, args.exact === true ? args.upToSeq : undefined);
         await this.outbox.where(':id').belowOrEqual(args.upToSeq).delete();
         if (args.nextBatchSeq !== undefined) await this.writeNextBatchSeq(args.nextBatchSeq);
       });
@@ -626,10 +652,13 @@ export class LocalStore {
     return typeof ranges === 'object' && ranges !== null && (ranges as { d?: unknown }).d === 0;
   }
 
-  private async writeBase(doc: CompactDoc, updatedAt: string | null): Promise<void> {
-    const generation = generationOf(await this.meta.get(META_BASE_VERSION)) + 1;
+  private async writeBase(doc: CompactDoc, updatedAt: string | null, exactPushUpTo?: number): Promise<void> {
+    const previous = generationOf(await this.meta.get(META_BASE_VERSION));
+    const generation = previous + 1;
+    const version: BaseVersionRecord = { generation, updatedAt };
+    if (exactPushUpTo !== undefined) version.pushedFrom = { generation: previous, upToSeq: exactPushUpTo };
     await this.meta.put({ doc, updatedAt, generation } satisfies BaseRecord, META_BASE);
-    await this.meta.put({ generation, updatedAt } satisfies BaseVersionRecord, META_BASE_VERSION);
+    await this.meta.put({ ...version }, META_BASE_VERSION);
   }
 
   private async writeNextBatchSeq(next: number): Promise<void> {
@@ -650,6 +679,12 @@ function validEntries(raw: readonly unknown[]): OutboxEntry[] {
     if (parsed.success) out.push(parsed.data);
   }
   return out;
+}
+
+function pushedFromOf(version: MetaValue | undefined): OutboxTail['pushedFrom'] {
+  const from = version?.pushedFrom as { generation?: unknown; upToSeq?: unknown } | undefined;
+  if (typeof from?.generation !== 'number' || typeof from.upToSeq !== 'number') return undefined;
+  return { generation: from.generation, upToSeq: from.upToSeq };
 }
 
 function generationOf(version: MetaValue | undefined): number {

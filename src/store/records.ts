@@ -29,6 +29,11 @@ export interface BaseRecord {
 export interface BaseVersionRecord {
   generation: number;
   updatedAt: string | null;
+  /**
+   * Set by an exact push: this base is exactly base `generation` with the outbox entries up to
+   * `upToSeq` applied. A view built on that base which had applied those entries is still current.
+   */
+  pushedFrom?: { generation: number; upToSeq: number };
 }
 
 /** `meta/client`: the device's identity for exactly-once pushes. */

@@ -1,8 +1,9 @@
 import { IDBObjectStore } from 'fake-indexeddb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { localStore, rebuildView } from '../../src/api/internal.js';
-import { type CompactDoc, canonicalCompact } from '../../src/doc/index.js';
+import { type CompactDoc, canonicalCompact, rebase, toCompact, toKeyed } from '../../src/doc/index.js';
 import { clearLocal, createUserDb, DatabaseClosedError, StorageError, type UserDb } from '../../src/index.js';
+import { View } from '../../src/query/index.js';
 import { entryBytes, type OutboxEntry } from '../../src/store/index.js';
 import {
   type Env,
@@ -335,6 +336,52 @@ describe('internal hooks for the sync engine', () => {
     const base = await store.readBase();
     expect(base.updatedAt).toBe('2026-01-02T03:04:05.123456+00:00');
     expect(canonicalCompact(base.doc)).toEqual(canonicalCompact(pushedDoc));
+  });
+
+  it('an exact push keeps every view that has the pushed entries as it is (no rebuild)', async () => {
+    const env = freshEnv();
+    const a = await untyped(env);
+    await a.createTable('notes', NOTES);
+    await a.table('notes').insert({ id: 'x', text: 't', n: 1 });
+    const b = await untyped(env);
+    const rowsA = await a.table('notes').query().toArray();
+    const rowsB = await b.table('notes').query().toArray();
+    const store = localStore(a);
+    const base = await store.readBase();
+    const entries = await store.readOutbox();
+    const newBase = toCompact(
+      rebase(
+        toKeyed(base.doc),
+        entries.map((e) => e.ops),
+      ).doc,
+    );
+    const rebuilds = vi.spyOn(View.prototype, 'replaceAll');
+    await store.commitPush({ newBase, updatedAt: 't1', upToSeq: entries.at(-1)?.seq ?? 0, exact: true });
+    // reads wait for the databases to process the change notification
+    expect(await a.table('notes').query().toArray()).toEqual(rowsA);
+    expect(await b.table('notes').query().toArray()).toEqual(rowsB);
+    expect(rebuilds).not.toHaveBeenCalled();
+    expect((await a.table('notes').query().toArray())[0]).toBe(rowsA[0]);
+    // the views stay in step with later writes
+    await a.table('notes').update('x', { n: 2 });
+    await waitFor(b.table('notes').observe('x'), (r) => r?.n === 2);
+    expect(rebuilds).not.toHaveBeenCalled();
+    // a push that is not exact makes them rebuild
+    const next = await store.readOutbox();
+    await store.commitPush({
+      newBase: toCompact(
+        rebase(
+          toKeyed((await store.readBase()).doc),
+          next.map((e) => e.ops),
+        ).doc,
+      ),
+      updatedAt: 't2',
+      upToSeq: next.at(-1)?.seq ?? 0,
+    });
+    expect((await a.table('notes').get('x'))?.n).toBe(2);
+    expect((await b.table('notes').get('x'))?.n).toBe(2);
+    expect(rebuilds).toHaveBeenCalledTimes(2);
+    expect(await a.export()).toEqual(await b.export());
   });
 
   it('after replaceBase, the view becomes base + outbox and only changed tables notify', async () => {
