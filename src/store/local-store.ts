@@ -376,7 +376,9 @@ export class LocalStore {
     } catch (e) {
       throw toStorageError('reading the base document', e);
     }
-    if (raw.base === undefined) return { doc: EMPTY_DOC, updatedAt: null, generation: generationOf(raw.version) };
+    if (raw.base === undefined) {
+      return { doc: EMPTY_DOC, updatedAt: null, generation: generationOf(raw.version) };
+    }
     const checked = baseIssue(raw.base);
     return typeof checked === 'string' ? (await this.load()).base : checked;
   }
