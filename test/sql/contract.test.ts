@@ -724,6 +724,52 @@ describe.each(engines().map((f) => [f.name, f] as const))('userdb contract on %s
       );
       expect(failures).toBeGreaterThan(0);
     });
+
+    it('matches applyCompact on long runs of row edits over two tables (fuzz)', async () => {
+      const table = (n: number): Json => ({
+        schema: { fields: [], primaryKey: [] },
+        rows: Array.from({ length: n }, (_, i) => [`k${i}`, i]),
+      });
+      const doc = { version: 1, tables: { a: table(20), b: table(12) } } as unknown as CompactDoc;
+      const rowOp = fc
+        .tuple(
+          fc.constantFrom('a', 'b'),
+          fc.constantFrom('add', 'add', 'remove', 'remove', 'remove', 'replace', 'test', 'cell'),
+          fc.oneof(
+            { weight: 9, arbitrary: fc.nat({ max: 16 }).map(String) },
+            { weight: 1, arbitrary: fc.constant('-') },
+          ),
+          fc.nat({ max: 30 }),
+        )
+        .map(([t, kind, i, v]): PatchOp => {
+          const path = `/tables/${t}/rows/${i}`;
+          if (kind === 'remove') return { op: 'remove', path };
+          if (kind === 'cell') return { op: 'replace', path: `${path}/1`, value: v };
+          if (kind === 'test') return { op: 'test', path: `${path}/1`, value: v % 12 };
+          return { op: kind as 'add' | 'replace', path, value: [`n${v}`, v] };
+        });
+      const patchArb = fc.array(
+        fc.oneof(
+          { weight: 12, arbitrary: rowOp },
+          { weight: 1, arbitrary: fc.constant<PatchOp>({ op: 'replace', path: '/version', value: 1 }) },
+        ),
+        { minLength: 3, maxLength: 40 },
+      );
+      let applied = 0;
+      await fc.assert(
+        fc.asyncProperty(patchArb, async (ops) => {
+          const expectedErr = applyCompactError(doc, ops);
+          if (expectedErr === undefined) {
+            applied++;
+            expect(await applySql(doc, ops)).toEqual(applyCompact(doc, ops));
+          } else {
+            expect(opIndexOf(await sqlError(applySql(doc, ops)))).toBe(expectedErr);
+          }
+        }),
+        { numRuns: 300, seed: 1127 },
+      );
+      expect(applied).toBeGreaterThan(30);
+    });
   });
 
   // Size limit ------------------------------------------------------------------------
