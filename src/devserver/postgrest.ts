@@ -247,7 +247,15 @@ function notFound(schema: string, name: string, keys: readonly string[], candida
 
 const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-const RESERVED_QUERY_PARAMS = new Set(['select', 'order', 'limit', 'offset', 'columns', 'on_conflict']);
+const RESERVED_QUERY_PARAMS = new Set([
+  'select',
+  'order',
+  'limit',
+  'offset',
+  'columns',
+  'on_conflict',
+  'apikey',
+]);
 
 class RpcError extends Error {
   constructor(

@@ -110,7 +110,12 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const apiKeys = new Set([anonKey, serviceRoleKey]);
 
   let db = await openDatabase(location);
-  await prepareDatabase(db, { migrationsDirs });
+  try {
+    await prepareDatabase(db, { migrationsDirs });
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw error;
+  }
 
   let realtime: RealtimeServer;
   let auth: AuthService;
@@ -265,9 +270,15 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     }
   };
 
-  await build();
-  await listen();
-  await realtime!.start();
+  try {
+    await build();
+    await listen();
+    await realtime!.start();
+  } catch (error) {
+    await shutdown().catch(() => undefined);
+    await db.close().catch(() => undefined);
+    throw error;
+  }
 
   return {
     get url() {

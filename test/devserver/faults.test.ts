@@ -152,5 +152,13 @@ describe('restart', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }, 120_000);
+});
+
+describe('start-up failures', () => {
+  it('rejects when the port is taken, and releases what it opened', async () => {
+    const port = Number(new URL(server.url).port);
+    await expect(startDevServer({ port })).rejects.toThrow(/EADDRINUSE/);
+    expect((await client(server).rpc('no_such_fn')).status).toBe(404);
   });
 });
