@@ -3,8 +3,9 @@
  * directly in SQL as the document's owner (role `authenticated`, JWT claims set as PostgREST does),
  * at 1k/10k/100k rows, on PGlite and — when DATABASE_URL is set — on a PostgreSQL server (in a
  * throwaway database). The time is the statement's; it grows with the document because Postgres
- * rewrites the whole JSONB value on every update. For comparison, the naive write of SEED.md
- * (`userdb_set` of the whole `rows` array) is timed on the same documents.
+ * rewrites the whole JSONB value on every update. The floor is that rewrite alone: one superuser
+ * `UPDATE … set db = jsonb_set(db, path, value)` of one field. For comparison, the naive write of
+ * SEED.md (`userdb_set` of the whole `rows` array) is timed on the same documents.
  *
  * The document size limit (`userdb.max_bytes()`, 8 MiB by default) is raised to 256 MiB in the
  * benchmark database so that 100k rows fit.
@@ -56,6 +57,7 @@ function label(rows: number): string {
 
 interface Measured {
   patch: number[];
+  floor: number[];
   naive: number[];
   textBytes: number;
 }
@@ -97,6 +99,23 @@ async function measure(db: Database, rows: number, patchRuns: number, naiveRuns:
     });
     if (i >= warmup) patch.push(dt);
   }
+  // The floor: one UPDATE that rewrites the JSONB value with one field changed (jsonb_set), as the
+  // superuser (no function call, no RLS, no patch parsing) — what any write of this row costs.
+  const floor: number[] = [];
+  for (let i = 0; i < warmup + patchRuns; i++) {
+    const path = `{tables,items,rows,${randInt(rng, rows)},1}`;
+    const t0 = now();
+    await db.query(
+      'update public.user_databases set db = jsonb_set(db, $1::text[], $2::jsonb) where user_id = $3',
+      [path, JSON.stringify(`floor ${i}`), uid],
+    );
+    if (i >= warmup) floor.push(now() - t0);
+  }
+  const current = await db.query<{ t: string }>(
+    'select updated_at::text as t from public.user_databases where user_id = $1',
+    [uid],
+  );
+  token = current[0]?.t as string;
   const naive: number[] = [];
   const rowsJson = JSON.stringify(doc.tables.items?.rows);
   for (let i = 0; i < 1 + naiveRuns; i++) {
@@ -113,7 +132,7 @@ async function measure(db: Database, rows: number, patchRuns: number, naiveRuns:
     if (i >= 1) naive.push(dt);
   }
   await db.query('delete from auth.users where id = $1', [uid]);
-  return { patch, naive, textBytes: Number(info[0]?.b) };
+  return { patch, floor, naive, textBytes: Number(info[0]?.b) };
 }
 
 async function onEngine(
@@ -132,6 +151,7 @@ async function onEngine(
     const naiveRuns = options.quick ? 2 : rows >= 100_000 ? 5 : 10;
     const m = await measure(db, rows, patchRuns, naiveRuns);
     const s = summarize(m.patch);
+    const f = summarize(m.floor);
     const n = summarize(m.naive);
     first ??= s.p50;
     out.push(
@@ -140,6 +160,10 @@ async function onEngine(
           ? { ratio: s.p50 / first, ratioOf: `${label(rows)}/${label(sizes[0] as number)}` }
           : {}),
         note: `document ${(m.textBytes / 1024 / 1024).toFixed(2)} MiB as text`,
+      }),
+      timing(7, `${name}: floor, UPDATE … jsonb_set of 1 field, ${label(rows)} rows`, f, {
+        ratio: s.p50 / f.p50,
+        ratioOf: 'userdb_patch / floor',
       }),
       timing(7, `${name}: naive userdb_set of the whole rows array, ${label(rows)} rows`, n, {
         ratio: n.p50 / s.p50,
