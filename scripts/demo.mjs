@@ -4,13 +4,21 @@
 //
 //   npm run demo                      # app on :4173, dev server on :54321 (free ports if taken)
 //   npm run demo -- --memory          # throw-away database
-//   npm run demo -- --no-build        # serve the existing demo/dist
+//   npm run demo -- --no-build        # serve the existing demo/dist (or --dist <dir>)
 //   npm run demo -- --port 8080 --api-port 54322 --host 0.0.0.0
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { tsImport } from 'tsx/esm/api';
 
-const USAGE = `Usage: npm run demo -- [--port 4173] [--api-port 54321] [--host 127.0.0.1] [--memory | --data <dir>] [--no-build]
+const USAGE = `Usage: npm run demo -- [--port 4173] [--api-port 54321] [--host 127.0.0.1] [--memory | --data <dir>] [--no-build] [--dist <dir>]
+
+  --port      the app's port (default 4173; a free one if that is taken)
+  --api-port  the dev server's port (default 54321; a free one if that is taken)
+  --host      interface to bind (default 127.0.0.1)
+  --data      PGlite directory of the dev server (default .pgdata/demo)
+  --memory    a throw-away in-memory database instead
+  --no-build  serve an existing build instead of building first
+  --dist      serve this build (implies --no-build; default demo/dist)
 `;
 
 const { values } = parseArgs({
@@ -21,6 +29,7 @@ const { values } = parseArgs({
     data: { type: 'string' },
     memory: { type: 'boolean' },
     'no-build': { type: 'boolean' },
+    dist: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -42,7 +51,7 @@ function port(value, fallback) {
 const root = fileURLToPath(new URL('..', import.meta.url));
 process.chdir(root);
 
-if (!values['no-build']) {
+if (!values['no-build'] && values.dist === undefined) {
   process.stdout.write('Building the demo…\n');
   const { build } = await import('vite');
   await build({ configFile: 'demo/vite.config.ts', logLevel: 'warn' });
@@ -68,6 +77,7 @@ async function start() {
         ...ports,
         host,
         database,
+        ...(values.dist === undefined ? {} : { dir: values.dist }),
         ...(values.memory ? {} : { jwtSecret: serve.persistentSecret(dataDir) }),
       });
     } catch (e) {

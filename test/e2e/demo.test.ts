@@ -3,6 +3,7 @@
  * as the same user (two devices), offline work with a reload from the service worker, and a
  * conflicting edit on both sides.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext } from 'playwright-core';
@@ -22,11 +23,57 @@ const launched = await launchBrowser().catch((e: unknown) => {
   return undefined;
 });
 
+let dist: string;
+beforeAll(async () => {
+  dist = await buildDemo();
+}, 120_000);
+afterAll(() => {
+  if (dist !== undefined) rmSync(dist, { recursive: true, force: true });
+});
+
+describe('npm run demo', () => {
+  it('serves the app and the dev server, prints the URL, and stops on SIGTERM', async () => {
+    const child = spawn(
+      process.execPath,
+      ['scripts/demo.mjs', '--dist', dist, '--memory', '--port', '0', '--api-port', '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const urls = await new Promise<{ app: string; api: string }>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const app = /userdb demo:\s+(\S+)/.exec(out)?.[1];
+        const api = /dev server:\s+(\S+)/.exec(out)?.[1];
+        if (app !== undefined && api !== undefined) resolve({ app, api });
+      });
+      void exited.then((code) => reject(new Error(`npm run demo exited (${code}) early:\n${out}`)));
+    });
+    const config = (await (await fetch(new URL('config.json', urls.app))).json()) as {
+      supabaseUrl: string;
+      anonKey: string;
+    };
+    expect(config.supabaseUrl).toBe(urls.api);
+    expect(await (await fetch(urls.app)).text()).toContain('<div id="root">');
+    const health = await fetch(new URL('/auth/v1/settings', urls.api), {
+      headers: { apikey: config.anonKey },
+    });
+    expect(health.ok).toBe(true);
+
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    await expect(fetch(urls.app)).rejects.toThrow();
+    await expect(fetch(urls.api)).rejects.toThrow();
+  }, 90_000);
+});
+
 describe.skipIf(launched === undefined)('demo PWA in Chromium', () => {
   const browser = launched?.browser as Browser;
   let api: DevServer;
   let app: AppServer;
-  let dist: string;
   let a: DemoPage;
   let b: DemoPage;
   const contexts: BrowserContext[] = [];
@@ -38,8 +85,7 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', () => {
   };
 
   beforeAll(async () => {
-    // The build and the dev server's start (PGlite + migrations) take about as long: overlap them.
-    [dist, api] = await Promise.all([buildDemo(), startDevServer({ port: 0, database: 'memory' })]);
+    api = await startDevServer({ port: 0, database: 'memory' });
     app = await serveApp({ config: { supabaseUrl: api.url, anonKey: api.anonKey }, dir: dist });
   }, 120_000);
 
@@ -48,7 +94,6 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', () => {
     await browser?.close();
     await app?.stop();
     await api?.stop();
-    if (dist !== undefined) rmSync(dist, { recursive: true, force: true });
   });
 
   it('serves the app shell, the manifest and the service worker', async () => {
