@@ -12,10 +12,24 @@
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 
-/** A row as returned by a query. Queries in the dev server select text, numbers and booleans only. */
+/**
+ * A row as returned by a query. Queries in the dev server select text, numbers and booleans only.
+ *
+ * @example
+ * ```ts
+ * const rows: Row[] = await db.query('select 1::int as one');
+ * ```
+ */
 export type Row = Record<string, unknown>;
 
-/** Something that runs SQL: the database itself or an open transaction. */
+/**
+ * Something that runs SQL: the database itself or an open transaction.
+ *
+ * @example
+ * ```ts
+ * async function count(q: Queryable) { return (await q.query<{ n: number }>('select count(*)::int as n from auth.users'))[0]!.n; }
+ * ```
+ */
 export interface Queryable {
   /** Runs one statement with `$n` parameters (sent as text, typed by the server). */
   query<R extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<R[]>;
@@ -23,7 +37,17 @@ export interface Queryable {
   exec(sql: string): Promise<void>;
 }
 
-/** A database connection (PGlite) or pool (PostgreSQL). */
+/**
+ * A database connection (PGlite) or pool (PostgreSQL).
+ *
+ * @example
+ * ```ts
+ * await server.db.transaction(async (tx) => {
+ *   await tx.query("select set_config('role', 'authenticated', true)");
+ *   return tx.query('select * from public.user_databases');
+ * });
+ * ```
+ */
 export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */

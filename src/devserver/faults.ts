@@ -12,7 +12,14 @@
  * ```
  */
 
-/** An RPC as the fault predicates see it. */
+/**
+ * An RPC as the fault predicates see it.
+ *
+ * @example
+ * ```ts
+ * server.faults.dropResponseAfterCommit((call: RpcCall) => call.fn === 'userdb_patch' && call.sub === userId);
+ * ```
+ */
 export interface RpcCall {
   /** The function name (without schema). */
   fn: string;
@@ -25,7 +32,15 @@ export interface RpcCall {
   sub: string | undefined;
 }
 
-/** Decides, per committed RPC, whether its response is dropped. */
+/**
+ * Decides, per committed RPC, whether its response is dropped.
+ *
+ * @example
+ * ```ts
+ * let left = 2;
+ * const twice: RpcPredicate = () => left-- > 0;
+ * ```
+ */
 export type RpcPredicate = (call: RpcCall) => boolean;
 
 /** The hooks {@link Faults} needs from the server. */
@@ -33,7 +48,16 @@ export interface FaultHooks {
   closeAllSockets(): void;
 }
 
-/** The fault switches of a running dev server. */
+/**
+ * The fault switches of a running dev server (`server.faults`).
+ *
+ * @example
+ * ```ts
+ * server.faults.offline(true);
+ * // … the client retries …
+ * server.faults.offline(false);
+ * ```
+ */
 export class Faults {
   readonly #hooks: FaultHooks;
   #dropCount = 0;

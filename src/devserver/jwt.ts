@@ -11,7 +11,15 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-/** JWT claims as Supabase issues them; any other claim is carried along unchanged. */
+/**
+ * JWT claims as Supabase issues them; any other claim is carried along unchanged.
+ *
+ * @example
+ * ```ts
+ * const claims: JwtClaims = { sub: userId, role: 'authenticated', exp: Math.floor(Date.now() / 1000) - 1 };
+ * const expired = signJwt(claims, server.jwtSecret);
+ * ```
+ */
 export interface JwtClaims {
   [claim: string]: unknown;
   role?: string;
@@ -31,10 +39,25 @@ export type JwtFailure =
   | { ok: false; reason: 'signature'; message: string }
   | { ok: false; reason: 'expired'; message: string; expiredSeconds: number };
 
-/** The outcome of {@link verifyJwt}. */
+/**
+ * The outcome of {@link verifyJwt}.
+ *
+ * @example
+ * ```ts
+ * const r: JwtVerification = verifyJwt(token, secret);
+ * const role = r.ok ? r.claims.role : undefined;
+ * ```
+ */
 export type JwtVerification = { ok: true; claims: JwtClaims } | JwtFailure;
 
-/** Options of {@link signJwt}. */
+/**
+ * Options of {@link signJwt}.
+ *
+ * @example
+ * ```ts
+ * signJwt({ role: 'authenticated', sub: id }, secret, { expiresIn: 60 });
+ * ```
+ */
 export interface SignJwtOptions {
   /** Lifetime in seconds; sets `exp` (and `iat` when absent). */
   expiresIn?: number;

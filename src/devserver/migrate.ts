@@ -30,13 +30,27 @@ export function defaultMigrationsDir(): string {
   return fileURLToPath(new URL('../../supabase/migrations/', import.meta.url));
 }
 
-/** Options of {@link prepareDatabase}. */
+/**
+ * Options of {@link prepareDatabase}.
+ *
+ * @example
+ * ```ts
+ * const options: PrepareOptions = { migrationsDirs: [defaultMigrationsDir(), 'test/fixtures/migrations'] };
+ * ```
+ */
 export interface PrepareOptions {
   /** Directories whose `*.sql` files are applied in file-name order, each once. */
   migrationsDirs: readonly string[];
 }
 
-/** What {@link prepareDatabase} did. */
+/**
+ * What {@link prepareDatabase} did.
+ *
+ * @example
+ * ```ts
+ * const { applied } = await prepareDatabase(db, options); // ['20261127000000'] the first time, [] after
+ * ```
+ */
 export interface PrepareResult {
   /** Versions (file-name prefixes) applied by this call. */
   applied: string[];

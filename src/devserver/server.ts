@@ -20,7 +20,14 @@ import { defaultMigrationsDir, prepareDatabase } from './migrate.js';
 import { handleRpc, SchemaCache } from './postgrest.js';
 import { RealtimeServer } from './realtime/server.js';
 
-/** Options of {@link startDevServer}. */
+/**
+ * Options of {@link startDevServer}.
+ *
+ * @example
+ * ```ts
+ * const options: DevServerOptions = { port: 0, database: process.env.DATABASE_URL ?? 'memory', accessTokenTtl: 5 };
+ * ```
+ */
 export interface DevServerOptions {
   /** TCP port (default 54321, the Supabase CLI's); 0 picks a free one. */
   port?: number;
@@ -46,7 +53,17 @@ export interface DevServerOptions {
   anonymousSignIns?: boolean;
 }
 
-/** A running dev server. */
+/**
+ * A running dev server.
+ *
+ * @example
+ * ```ts
+ * const server: DevServer = await startDevServer({ port: 0 });
+ * const supabase = createClient(server.url, server.anonKey, { realtime: { transport: WebSocket } });
+ * await server.restart();
+ * await server.stop();
+ * ```
+ */
 export interface DevServer {
   /** The base URL to give `createClient`, e.g. `http://127.0.0.1:54321`. */
   readonly url: string;
@@ -70,6 +87,11 @@ export interface DevServer {
  * The Supabase CLI's local JWT secret (public knowledge: for local development only).
  * With it, {@link DevServer.anonKey} and {@link DevServer.serviceRoleKey} are the
  * well-known keys `supabase start` prints.
+ *
+ * @example
+ * ```ts
+ * const server = await startDevServer(); // server.jwtSecret === DEFAULT_JWT_SECRET
+ * ```
  */
 export const DEFAULT_JWT_SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
 /** `exp` of the Supabase CLI's local keys (2032-11-12). */
