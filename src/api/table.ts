@@ -172,9 +172,8 @@ export class Query<R extends object> {
    * ```
    */
   first(): Promise<R | undefined> {
-    return this.core.read(
-      (layer) => runQuery(layer, this.checked(layer, { ...this.spec, limit: 1 }))[0] as R | undefined,
-    );
+    const spec = { ...this.spec, limit: Math.min(this.spec.limit ?? 1, 1) };
+    return this.core.read((layer) => runQuery(layer, this.checked(layer, spec))[0] as R | undefined);
   }
 
   /**

@@ -183,8 +183,9 @@ function cell(row: Row, field: string): Json {
 
 /** Candidate rows: a direct lookup when the query pins a one-field primary key with `==`, else a scan. */
 function candidates(layer: ReadLayer, spec: QuerySpec, schema: TableSchema): Iterable<Row> {
-  if (schema.primaryKey.length === 1) {
-    const pk = schema.primaryKey[0] as string;
+  const pk = schema.primaryKey.length === 1 ? (schema.primaryKey[0] as string) : undefined;
+  // datetimes compare by instant, which a lookup by the exact key string would not do
+  if (pk !== undefined && schema.fields.find((f) => f.name === pk)?.type !== 'datetime') {
     const pin = spec.where.find((c) => c.field === pk && c.op === '==');
     if (pin !== undefined && pin.value !== null && pin.value !== undefined) {
       const row = layer.getRow(spec.table, keyOf(schema, pin.value as Json, spec.table));

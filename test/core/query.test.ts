@@ -90,6 +90,19 @@ describe('where', () => {
   });
 });
 
+describe('datetime primary keys', () => {
+  it('match by instant with ==, like any datetime field', async () => {
+    await db.createTable('events', { fields: [{ name: 'at', type: 'datetime' }], primaryKey: ['at'] });
+    await db.table('events').insert({ at: '2025-01-01T00:00:00Z' });
+    const rows = await db
+      .table('events')
+      .query()
+      .where('at', '==', '2025-01-01T01:00:00.000+01:00')
+      .toArray();
+    expect(rows).toHaveLength(1);
+  });
+});
+
 describe('orderBy, limit, offset', () => {
   it('sorts ascending and descending, nulls first ascending', async () => {
     expect(ids(await q().orderBy('score').toArray())).toEqual([3, 2, 5, 1, 4]);
@@ -109,6 +122,7 @@ describe('orderBy, limit, offset', () => {
     expect(await q().where('group', '==', 'x').count()).toBe(3);
     expect((await q().orderBy('name', 'desc').first())?.id).toBe(5);
     expect(await q().where('name', '==', 'none').first()).toBeUndefined();
+    expect(await q().limit(0).first()).toBeUndefined();
   });
 
   it('is immutable: refining a query does not change the original', async () => {
