@@ -21,7 +21,14 @@ import { ObservableStore } from './store.js';
 
 export { ObservableStore, type ReleaseScheduler, UNCLAIMED_RELEASE_MS } from './store.js';
 
-/** What {@link useQuery} accepts: an observable, or a function that makes one. */
+/**
+ * What {@link useQuery} accepts: an observable, or a function that makes one.
+ *
+ * @example
+ * ```ts
+ * const source: QuerySource<Project[]> = () => db.table('projects').query().observe();
+ * ```
+ */
 export type QuerySource<T> = Observable<T> | (() => Observable<T>);
 
 function isFactory<T>(source: QuerySource<T>): source is () => Observable<T> {
@@ -62,7 +69,14 @@ export function useQuery<T>(source: QuerySource<T>, deps?: DependencyList): T | 
   return useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
 }
 
-/** Anything with a `status$` observable, such as a `UserDb` with sync. */
+/**
+ * Anything with a `status$` observable, such as a `UserDb` with sync.
+ *
+ * @example
+ * ```ts
+ * const withStatus: HasSyncStatus<SyncStatus> = db;
+ * ```
+ */
 export interface HasSyncStatus<S> {
   readonly status$: Observable<S>;
 }

@@ -6,7 +6,19 @@
  */
 import type { Observable, Unsubscribable } from 'rxjs';
 
-/** Timers the store uses to release a subscription nobody claimed (injected by tests). */
+/**
+ * Timers the store uses to release a subscription nobody claimed (injected by tests).
+ *
+ * @example
+ * ```ts
+ * const scheduler: ReleaseScheduler = {
+ *   schedule(fn, ms) {
+ *     const handle = setTimeout(fn, ms);
+ *     return () => clearTimeout(handle);
+ *   },
+ * };
+ * ```
+ */
 export interface ReleaseScheduler {
   /** Runs `fn` after `ms` milliseconds; returns a cancel function. */
   schedule(fn: () => void, ms: number): () => void;
@@ -23,6 +35,11 @@ const defaultScheduler: ReleaseScheduler = {
  * How long a subscription opened by a render (for its first value) stays open waiting for the
  * component to mount and subscribe. A render that React throws away (Strict Mode's second render,
  * an interrupted transition) never subscribes; after this delay its subscription is closed.
+ *
+ * @example
+ * ```ts
+ * console.log(`unclaimed subscriptions close after ${UNCLAIMED_RELEASE_MS} ms`);
+ * ```
  */
 export const UNCLAIMED_RELEASE_MS = 5_000;
 
