@@ -100,16 +100,20 @@ async function measure(db: Database, rows: number, patchRuns: number, naiveRuns:
     if (i >= warmup) patch.push(dt);
   }
   // The floor: one UPDATE that rewrites the JSONB value with one field changed (jsonb_set), as the
-  // superuser (no function call, no RLS, no patch parsing) — what any write of this row costs.
+  // superuser (no function call, no RLS, no patch parsing) — what any write of this row costs. Like
+  // userdb_patch, timed inside its transaction, without the commit.
   const floor: number[] = [];
   for (let i = 0; i < warmup + patchRuns; i++) {
     const path = `{tables,items,rows,${randInt(rng, rows)},1}`;
-    const t0 = now();
-    await db.query(
-      'update public.user_databases set db = jsonb_set(db, $1::text[], $2::jsonb) where user_id = $3',
-      [path, JSON.stringify(`floor ${i}`), uid],
-    );
-    if (i >= warmup) floor.push(now() - t0);
+    const dt = await db.transaction(async (tx) => {
+      const t0 = now();
+      await tx.query(
+        'update public.user_databases set db = jsonb_set(db, $1::text[], $2::jsonb) where user_id = $3',
+        [path, JSON.stringify(`floor ${i}`), uid],
+      );
+      return now() - t0;
+    });
+    if (i >= warmup) floor.push(dt);
   }
   const current = await db.query<{ t: string }>(
     'select updated_at::text as t from public.user_databases where user_id = $1',
