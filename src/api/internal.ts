@@ -1,12 +1,17 @@
 /**
  * Internal hooks for the sync engine (not part of the public API; not exported from `userdb`).
  *
- * - `localStore(db)`: the {@link LocalStore} — `readOutbox({ afterSeq, maxBytes })`, `commitPush(...)`,
- *   `replaceBase(doc, updatedAt)`, `readBase()`, `clientId`, `getNextBatchSeq()`/`setNextBatchSeq(n)`,
- *   `onChange(listener)` (base or outbox changed, in this instance or another one on the same IndexedDB).
+ * - `localStore(db)`: the {@link LocalStore} — `readOutbox({ afterSeq, maxBytes })`,
+ *   `commitPush({ newBase, updatedAt, upToSeq, nextBatchSeq?, exact? })` (base stored and pushed entries
+ *   deleted in one IndexedDB transaction), `replaceBase(doc, updatedAt)` after a pull, `readBase()`,
+ *   `clientId`, `getNextBatchSeq()`/`setNextBatchSeq(n)`, and `onChange(listener)`: base or outbox
+ *   changed, in this instance or another one on the same IndexedDB (`ownAppendsOnly` marks a change
+ *   that is only this instance's own writes).
  * - `rebuildView(db)`: view := stored base + outbox replayed with `rebase`; notifies only the live
- *   queries of tables that changed; serialized with writes. A database also rebuilds by itself when it
- *   sees the base generation change through `onChange`, so calling this is needed only to await it.
+ *   queries of tables that changed; serialized with writes; returns the changed tables and the rebase
+ *   conflicts. Every database (in every tab) also does this by itself when it sees a new base through
+ *   the store's change notification, so calling it is needed only to await the result. After
+ *   `commitPush({ exact: true })` views that already had the pushed entries are kept as they are.
  */
 import type { LocalStore } from '../store/index.js';
 import type { RebuildResult, UserDb } from './userdb.js';

@@ -145,54 +145,74 @@ describe('close()', () => {
 });
 
 describe('QuotaExceededError', () => {
-  function failPuts(env: Env): void {
-    const fail = (store: IDBObjectStore) => {
-      if (store.transaction.db.name === `userdb:${env.userId}`) {
-        throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
-      }
-    };
-    const add = IDBObjectStore.prototype.add;
-    const put = IDBObjectStore.prototype.put;
-    vi.spyOn(IDBObjectStore.prototype, 'add').mockImplementation(function (this: IDBObjectStore, ...args) {
-      fail(this);
-      return add.apply(this, args);
-    });
-    vi.spyOn(IDBObjectStore.prototype, 'put').mockImplementation(function (this: IDBObjectStore, ...args) {
-      fail(this);
-      return put.apply(this, args);
-    });
+  const quota = () => new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+
+  /** The browser may throw at once from `add`/`put`… */
+  function throwOnWrite(env: Env): void {
+    for (const method of ['add', 'put'] as const) {
+      const original = IDBObjectStore.prototype[method];
+      vi.spyOn(IDBObjectStore.prototype, method).mockImplementation(function (this: IDBObjectStore, ...args) {
+        if (this.transaction.db.name === `userdb:${env.userId}`) throw quota();
+        return original.apply(this, args);
+      });
+    }
   }
 
-  it('surfaces as StorageError and changes nothing (view, outbox, subscribers)', async () => {
-    const env = freshEnv();
-    const db = await untyped(env);
-    await db.createTable('notes', NOTES);
-    await db.table('notes').insert({ id: 'a', text: 't', n: 1 });
-    const exported = await db.export();
-    const outbox = await rawAll(env, 'outbox');
-    const rec = record(db.table('notes').query().observe());
-    failPuts(env);
-    const err = await db
-      .table('notes')
-      .update('a', { n: 2 })
-      .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(StorageError);
-    expect((err as Error).message).toMatch(/quota/);
-    const txErr = await db
-      .transaction(async () => {
-        await db.table('notes').insert({ id: 'b', text: 't', n: 1 });
-      })
-      .catch((e: unknown) => e);
-    expect(txErr).toBeInstanceOf(StorageError);
-    vi.restoreAllMocks();
-    expect(await db.export()).toEqual(exported);
-    expect(await rawAll(env, 'outbox')).toEqual(outbox);
-    expect(rec.values).toHaveLength(1);
-    // the database keeps working once space is available
-    await db.table('notes').update('a', { n: 3 });
-    expect((await db.table('notes').get('a'))?.n).toBe(3);
-    rec.stop();
-  });
+  /** …or fail the request later, aborting the transaction with a QuotaExceededError. */
+  function abortOnWrite(env: Env): void {
+    for (const method of ['add', 'put'] as const) {
+      const original = IDBObjectStore.prototype[method];
+      vi.spyOn(IDBObjectStore.prototype, method).mockImplementation(function (this: IDBObjectStore, ...args) {
+        if (this.transaction.db.name === `userdb:${env.userId}`) {
+          const rawStore = (this as unknown as { _rawObjectStore: { storeRecord: () => never } })
+            ._rawObjectStore;
+          const storeRecord = rawStore.storeRecord;
+          rawStore.storeRecord = () => {
+            rawStore.storeRecord = storeRecord;
+            throw quota();
+          };
+        }
+        return original.apply(this, args);
+      });
+    }
+  }
+
+  it.each([
+    ['thrown by add/put', throwOnWrite],
+    ['aborting the transaction', abortOnWrite],
+  ])(
+    '%s: surfaces as StorageError and changes nothing (view, outbox, subscribers)',
+    async (_, failWrites) => {
+      const env = freshEnv();
+      const db = await untyped(env);
+      await db.createTable('notes', NOTES);
+      await db.table('notes').insert({ id: 'a', text: 't', n: 1 });
+      const exported = await db.export();
+      const outbox = await rawAll(env, 'outbox');
+      const rec = record(db.table('notes').query().observe());
+      failWrites(env);
+      const err = await db
+        .table('notes')
+        .update('a', { n: 2 })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StorageError);
+      expect((err as Error).message).toMatch(/quota/);
+      const txErr = await db
+        .transaction(async () => {
+          await db.table('notes').insert({ id: 'b', text: 't', n: 1 });
+        })
+        .catch((e: unknown) => e);
+      expect(txErr).toBeInstanceOf(StorageError);
+      vi.restoreAllMocks();
+      expect(await db.export()).toEqual(exported);
+      expect(await rawAll(env, 'outbox')).toEqual(outbox);
+      expect(rec.values).toHaveLength(1);
+      // the database keeps working once space is available
+      await db.table('notes').update('a', { n: 3 });
+      expect((await db.table('notes').get('a'))?.n).toBe(3);
+      rec.stop();
+    },
+  );
 });
 
 describe('corrupted or foreign records at open', () => {
