@@ -164,3 +164,53 @@ describe.each(engines)('dev server on $name', (engine) => {
     expect(result.data).toBe('text:a');
   });
 });
+
+if (databaseUrl !== undefined) {
+  describe('two dev servers on one PostgreSQL database', () => {
+    const postgres = engines[1]!;
+    let handle: Awaited<ReturnType<Engine['open']>>;
+    let first: DevServer;
+    let second: DevServer;
+
+    beforeAll(async () => {
+      handle = await postgres.open();
+      first = await startDevServer({ port: 0, database: handle.database });
+      second = await startDevServer({ port: 0, database: handle.database });
+    });
+
+    afterAll(async () => {
+      await first?.stop();
+      await second?.stop();
+      await handle?.close();
+    });
+
+    it('both deliver every change to their own subscribers', async () => {
+      const a = await signedUp(first);
+      await a.sb.rpc('userdb_init');
+      const { data } = await a.sb.auth.getSession();
+      const elsewhere = client(second);
+      await elsewhere.auth.setSession({
+        access_token: data.session!.access_token,
+        refresh_token: data.session!.refresh_token,
+      });
+      const seen: number[] = [];
+      const seenElsewhere: number[] = [];
+      const binding = { event: 'UPDATE', schema: 'public', table: 'user_databases' } as const;
+      await subscribed(a.sb.channel('one').on('postgres_changes', binding, () => seen.push(1)));
+      await subscribed(elsewhere.channel('two').on('postgres_changes', binding, () => seenElsewhere.push(1)));
+      for (let i = 0; i < 5; i++) {
+        const sb = i % 2 === 0 ? a.sb : elsewhere;
+        const { error } = await sb.rpc('userdb_set', {
+          path: ['tables', 't'],
+          value: { schema: { fields: [], primaryKey: [] }, rows: [], i },
+        });
+        expect(error).toBeNull();
+      }
+      await waitFor(
+        () => seen.length === 5 && seenElsewhere.length === 5,
+        10_000,
+        'five events on both servers',
+      );
+    });
+  });
+}

@@ -75,6 +75,9 @@ interface TableInfo {
 const TOO_LARGE = 'Error 413: Payload Too Large';
 /** Values larger than this many bytes are dropped from an oversized record (Realtime's rule). */
 const SMALL_VALUE_BYTES = 64;
+/** Captured changes are kept this long for every listening server to read them. */
+const CHANGE_RETENTION_SECONDS = 120;
+const GARBAGE_COLLECTION_INTERVAL_MS = 30_000;
 /** How long table metadata (columns, primary key, RLS) is trusted without a re-read. */
 const TABLE_INFO_TTL_MS = 2000;
 /** Node timers cannot wait longer than this. */
@@ -121,6 +124,9 @@ export class RealtimeServer {
   #unlisten: (() => Promise<void>) | undefined;
   #draining: Promise<void> | undefined;
   #drainAgain = false;
+  /** Ids of captured changes, in the order their NOTIFYs arrived: commit order. */
+  #pending: string[] = [];
+  #lastGarbageCollection = 0;
   #stopped = false;
   #delivered = 0;
   /** Table metadata, re-read when a few seconds old or when the row's columns changed. */
@@ -141,7 +147,8 @@ export class RealtimeServer {
   }
 
   /**
-   * Starts listening for captured changes (stale queued ones are dropped: Realtime does not replay).
+   * Starts listening for captured changes. Only changes committed from now on are delivered
+   * (Realtime does not replay); several servers can listen to one database.
    *
    * @example
    * ```ts
@@ -150,8 +157,12 @@ export class RealtimeServer {
    */
   async start(): Promise<void> {
     this.#stopped = false;
-    await this.#o.db.query('delete from _userdb_realtime.changes');
-    this.#unlisten = await this.#o.db.listen('_userdb_realtime', () => this.#scheduleDrain());
+    await this.#collectGarbage();
+    this.#unlisten = await this.#o.db.listen('_userdb_realtime', (payload) => {
+      if (!/^\d+$/.test(payload)) return;
+      this.#pending.push(payload);
+      this.#scheduleDrain();
+    });
   }
 
   /**
@@ -164,6 +175,7 @@ export class RealtimeServer {
    */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#pending = [];
     this.closeAllSockets();
     const unlisten = this.#unlisten;
     this.#unlisten = undefined;
@@ -452,21 +464,32 @@ export class RealtimeServer {
   }
 
   async #drain(): Promise<void> {
-    for (;;) {
-      const rows = await this.#o.db.transaction((tx) =>
-        tx.query<{ id: string; change: string }>(
-          `delete from _userdb_realtime.changes
-           where id in (select id from _userdb_realtime.changes order by id limit 100 for update skip locked)
-           returning id::text as id, change::text as change`,
-        ),
+    while (this.#pending.length > 0 && !this.#stopped) {
+      const batch = this.#pending.splice(0, 100);
+      // Every listening server reads the rows (nobody takes them out), so several dev
+      // servers can share a database; old rows are collected after a while.
+      const rows = await this.#o.db.query<{ id: string; change: string }>(
+        `select id::text as id, change::text as change from _userdb_realtime.changes
+         where id = any(string_to_array($1, ',')::bigint[])`,
+        [batch.join(',')],
       );
-      if (rows.length === 0) return;
-      rows.sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
-      for (const row of rows) {
+      const byId = new Map(rows.map((row) => [row.id, row.change]));
+      for (const id of batch) {
         if (this.#stopped) return;
-        await this.#dispatch(JSON.parse(row.change) as CapturedChange);
+        const change = byId.get(id);
+        if (change !== undefined) await this.#dispatch(JSON.parse(change) as CapturedChange);
       }
     }
+    if (Date.now() - this.#lastGarbageCollection > GARBAGE_COLLECTION_INTERVAL_MS)
+      await this.#collectGarbage();
+  }
+
+  async #collectGarbage(): Promise<void> {
+    this.#lastGarbageCollection = Date.now();
+    await this.#o.db.query(
+      `delete from _userdb_realtime.changes where captured_at < now() - make_interval(secs => $1)`,
+      [CHANGE_RETENTION_SECONDS],
+    );
   }
 
   async #tableInfo(change: CapturedChange): Promise<TableInfo | undefined> {

@@ -4,8 +4,9 @@
 -- logical decoding (PGlite has none), so each table of the publication
 -- supabase_realtime gets an AFTER ROW trigger that queues the change here and sends
 -- its id with NOTIFY (whose payload is limited to 8000 bytes, so the row travels in
--- the table, not in the notification). NOTIFY is delivered on commit only, so rolled
--- back changes are never seen. Writes from every connection are captured.
+-- the table, not in the notification). NOTIFY is delivered on commit only and in commit
+-- order, so rolled back changes are never seen. Writes from every connection are
+-- captured, and every listening server reads them (old rows are deleted after a while).
 -- Idempotent.
 
 create schema if not exists _userdb_realtime;
@@ -13,8 +14,11 @@ revoke all on schema _userdb_realtime from public;
 
 create table if not exists _userdb_realtime.changes (
   id bigserial primary key,
-  change jsonb not null
+  change jsonb not null,
+  captured_at timestamptz not null default clock_timestamp()
 );
+alter table _userdb_realtime.changes
+  add column if not exists captured_at timestamptz not null default clock_timestamp();
 
 -- Values are rendered with to_jsonb in UTC, as Realtime renders wal2json values
 -- (realtime.cast: to_jsonb(value::type)) on a UTC database.
