@@ -17,6 +17,7 @@ export function localConfig(quick: boolean, log: (line: string) => void): LocalC
         bulkRuns: 2,
         getRuns: 2000,
         queryRuns: 10,
+        afterPushRuns: () => 5,
         startRuns: () => 3,
         log,
       }
@@ -29,6 +30,7 @@ export function localConfig(quick: boolean, log: (line: string) => void): LocalC
         bulkRuns: 3,
         getRuns: 10_000,
         queryRuns: 30,
+        afterPushRuns: (rows) => (rows >= 100_000 ? 5 : rows >= 10_000 ? 15 : 30),
         startRuns: (rows) => (rows >= 100_000 ? 5 : rows >= 10_000 ? 10 : 20),
         log,
       };
