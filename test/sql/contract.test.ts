@@ -478,6 +478,19 @@ describe.each(engines().map((f) => [f.name, f] as const))('userdb contract on %s
         expect(rows.filter((r) => r[1] === 'racer')).toHaveLength(1);
         expect(rows).toHaveLength(4);
       });
+
+      it('race: one batch sent on 5 connections at once (retries racing the original) applies once', async () => {
+        const { uid, token } = await userWithProjects();
+        const ops = [{ op: 'add', path: '/tables/projects/rows/-', value: ['dup', 'once', false] }];
+        const results = await Promise.all(Array.from({ length: 5 }, () => patch(uid, ops, token, 'same', 1)));
+        expect(results.filter((r) => r.applied)).toHaveLength(1);
+        const winner = results.find((r) => r.applied)!;
+        expect(results.filter((r) => !r.applied)).toEqual(
+          Array(4).fill({ applied: false, updated_at: winner.updated_at }),
+        );
+        const rows = (await stored(uid))?.db.tables.projects?.rows ?? [];
+        expect(rows.filter((r) => r[0] === 'dup')).toHaveLength(1);
+      });
     }
   });
 
