@@ -13,7 +13,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Database } from './database.js';
+import { type Database, isPostgresError } from './database.js';
 
 /** The directory of the dev server's own SQL (src/devserver/sql, copied to dist/devserver/sql). */
 export const sqlDir: string = fileURLToPath(new URL('./sql/', import.meta.url));
@@ -79,6 +79,26 @@ function listMigrations(dirs: readonly string[]): MigrationFile[] {
   return files.sort((a, b) => (a.version < b.version ? -1 : a.version > b.version ? 1 : 0));
 }
 
+/** Lock key serializing dev servers that prepare one database at the same time. */
+const PREPARE_LOCK = 4242424242;
+/** Errors of idempotent DDL racing with another server (roles are shared by every database of a cluster). */
+const RACE_CODES = new Set(['23505', '42710', '42P06', '42P07', '40P01']);
+
+/** Runs an idempotent script in one transaction, serialized per database, retried when it lost a race. */
+async function runScript(db: Database, sql: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.transaction(async (tx) => {
+        await tx.query('select pg_advisory_xact_lock($1)', [PREPARE_LOCK]);
+        await tx.exec(sql);
+      });
+      return;
+    } catch (error) {
+      if (attempt >= 5 || !isPostgresError(error) || !RACE_CODES.has(error.code)) throw error;
+    }
+  }
+}
+
 /**
  * Applies the bootstrap and every pending migration; idempotent.
  *
@@ -88,21 +108,22 @@ function listMigrations(dirs: readonly string[]): MigrationFile[] {
  * ```
  */
 export async function prepareDatabase(db: Database, options: PrepareOptions): Promise<PrepareResult> {
-  await db.exec(readSql('bootstrap.sql'));
-  await db.exec(readSql('auth.sql'));
-  await db.exec(`
-    create schema if not exists supabase_migrations;
-    create table if not exists supabase_migrations.schema_migrations (
-      version text not null primary key,
-      statements text[],
-      name text
-    );
-  `);
+  await runScript(db, readSql('bootstrap.sql'));
+  await runScript(db, readSql('auth.sql'));
+  await runScript(
+    db,
+    `create schema if not exists supabase_migrations;
+     create table if not exists supabase_migrations.schema_migrations (
+       version text not null primary key,
+       statements text[],
+       name text
+     );`,
+  );
   const applied: string[] = [];
   for (const migration of listMigrations(options.migrationsDirs)) {
     const sql = readFileSync(migration.path, 'utf8');
     const ran = await db.transaction(async (tx) => {
-      await tx.query('select pg_advisory_xact_lock(4242424242)');
+      await tx.query('select pg_advisory_xact_lock($1)', [PREPARE_LOCK]);
       const done = await tx.query('select 1 from supabase_migrations.schema_migrations where version = $1', [
         migration.version,
       ]);
@@ -116,6 +137,6 @@ export async function prepareDatabase(db: Database, options: PrepareOptions): Pr
     });
     if (ran) applied.push(migration.version);
   }
-  await db.exec(readSql('realtime.sql'));
+  await runScript(db, readSql('realtime.sql'));
   return { applied };
 }

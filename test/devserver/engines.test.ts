@@ -174,8 +174,11 @@ if (databaseUrl !== undefined) {
 
     beforeAll(async () => {
       handle = await postgres.open();
-      first = await startDevServer({ port: 0, database: handle.database });
-      second = await startDevServer({ port: 0, database: handle.database });
+      // Started at once: preparing one database is serialized, not raced.
+      [first, second] = await Promise.all([
+        startDevServer({ port: 0, database: handle.database }),
+        startDevServer({ port: 0, database: handle.database }),
+      ]);
     });
 
     afterAll(async () => {
