@@ -49,7 +49,13 @@ import {
   type UserDbError,
 } from '../errors.js';
 import { LiveQueries, layerToKeyed, Overlay, type ReadLayer, tableOf, View } from '../query/index.js';
-import { deleteLocalDatabase, LocalStore, type OutboxEntry, type StoreChange } from '../store/index.js';
+import {
+  type AppendedCommits,
+  deleteLocalDatabase,
+  LocalStore,
+  type OutboxEntry,
+  type StoreChange,
+} from '../store/index.js';
 import { checkDeclaredRow } from './codec.js';
 import {
   type DeclaredTable,
@@ -597,13 +603,41 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   }
 
   private onStoreChange(change: StoreChange): void {
-    if (this.closing || this.catchUpQueued || change.ownAppendsOnly) return;
+    if (this.closing || change.ownAppendsOnly) return;
+    if (change.commits !== undefined && this.applyCommitsNow(change.commits)) return;
+    if (this.catchUpQueued) return;
     this.catchUpQueued = true;
     this.exclusive(async () => {
       this.catchUpQueued = false;
       if (this.closed) return;
       await this.catchUpLocked();
     }).catch((e: unknown) => this.report(e));
+  }
+
+  /**
+   * Applies another instance's just-committed outbox rows at once, in this event-loop turn, when the
+   * database is idle and they directly follow what the view has. Returns false when they do not
+   * (then the store is read instead).
+   */
+  private applyCommitsNow(commits: AppendedCommits): boolean {
+    if (this.queued > 0 || this.current !== null || this.catchUpQueued) return false;
+    if (commits.generation !== this.generation) return false;
+    const first = commits.entries[0];
+    if (first === undefined || first.seq !== this.appliedSeq + 1) return false;
+    if (commits.entries.some((e, i) => e.seq !== first.seq + i)) return false;
+    const changed = new Set<string>();
+    for (const entry of commits.entries) {
+      try {
+        this.view.apply(entry.ops, changed);
+      } catch {
+        // does not apply strictly: rebuild from the store (tolerant replay)
+        this.exclusive(() => this.reloadAndReport(changed)).catch((e: unknown) => this.report(e));
+        return true;
+      }
+      this.appliedSeq = entry.seq;
+    }
+    this.live.notify(changed);
+    return true;
   }
 
   private report(e: unknown): void {

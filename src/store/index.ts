@@ -4,6 +4,7 @@
  */
 export { isQuotaExceeded, toStorageError } from './errors.js';
 export {
+  type AppendedCommits,
   type AppendResult,
   databaseName,
   deleteLocalDatabase,

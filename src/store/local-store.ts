@@ -56,6 +56,19 @@ export interface StoreChange {
    * a database applies its own writes itself and ignores these; a pusher wants them.
    */
   ownAppendsOnly: boolean;
+  /**
+   * When the change is only outbox rows appended by another instance in this process: their ops,
+   * so that they can be applied at once without reading them back.
+   */
+  commits?: AppendedCommits;
+}
+
+/** Outbox rows appended by another instance, with their ops. */
+export interface AppendedCommits {
+  /** The base generation they were appended on. */
+  generation: number;
+  /** The rows, in seq order. */
+  entries: { seq: number; ops: PatchOp[] }[];
 }
 
 /** The result of {@link LocalStore.append}. */
@@ -311,17 +324,26 @@ export class LocalStore {
         const previous = await this.outbox.orderBy(':id').lastKey();
         const version = await this.meta.get(META_BASE_VERSION);
         const seq = await this.outbox.add({ ops, createdAt: new Date().toISOString() });
+        const generation = generationOf(version);
         added = seq;
         this.ownAppends.add(seq);
-        return {
-          seq,
-          previousSeq: typeof previous === 'number' ? previous : 0,
-          generation: generationOf(version),
-        };
+        let recent = RECENT_COMMITS.get(this.name);
+        if (recent === undefined) {
+          recent = new Map();
+          RECENT_COMMITS.set(this.name, recent);
+        }
+        recent.set(seq, { clientId: this.clientIdValue, generation, ops });
+        return { seq, previousSeq: typeof previous === 'number' ? previous : 0, generation };
       });
     } catch (e) {
       if (added !== undefined) this.ownAppends.delete(added);
       throw toStorageError('saving the change to the local outbox', e);
+    } finally {
+      if (added !== undefined) {
+        const recent = RECENT_COMMITS.get(this.name);
+        recent?.delete(added);
+        if (recent?.size === 0) RECENT_COMMITS.delete(this.name);
+      }
     }
   }
 
@@ -609,49 +631,54 @@ export class LocalStore {
     const prefix = `idb://${this.name}/`;
     let meta = false;
     let outbox = false;
-    let onlyOwnAppends = true;
+    let appendedKeys: number[] | undefined = [];
     for (const part of Object.keys(parts)) {
       if (part === 'all') {
         meta = true;
         outbox = true;
-        onlyOwnAppends = false;
+        appendedKeys = undefined;
       } else if (part.startsWith(prefix)) {
         const rest = part.slice(prefix.length);
         const table = rest.split('/', 1)[0];
         if (table === 'meta') meta = true;
         else if (table === 'outbox') outbox = true;
-        if (rest === 'outbox/:dels' && LocalStore.isEmptyRange(parts[part])) continue;
-        if (rest !== 'outbox/' || !this.takeOwnAppends(parts[part])) onlyOwnAppends = false;
+        if (rest === 'outbox/:dels' && isEmptyRange(parts[part])) continue;
+        const keys = rest === 'outbox/' ? rangeKeys(parts[part]) : undefined;
+        appendedKeys =
+          keys === undefined || appendedKeys === undefined ? undefined : [...appendedKeys, ...keys];
       }
     }
     if (!meta && !outbox) return;
-    const change: StoreChange = { meta, outbox, ownAppendsOnly: onlyOwnAppends };
+    let change: StoreChange = { meta, outbox, ownAppendsOnly: false };
+    if (appendedKeys !== undefined && appendedKeys.length > 0) {
+      if (appendedKeys.every((k) => this.ownAppends.has(k))) {
+        for (const k of appendedKeys) this.ownAppends.delete(k);
+        change = { ...change, ownAppendsOnly: true };
+      } else {
+        const commits = this.recentCommitsOf(appendedKeys);
+        if (commits !== undefined) change = { ...change, commits };
+      }
+    }
     for (const listener of [...this.listeners]) listener(change);
   };
 
   /**
-   * True when the changed keys `ranges` (a Dexie RangeSet: a tree of `{from, to, l, r, d}` nodes)
-   * are all outbox rows appended by this instance; those are then forgotten.
+   * The ops of outbox rows just appended by another instance in this process (on the very same
+   * database: same client id), so that it need not read them back; `undefined` if any is unknown.
    */
-  private takeOwnAppends(ranges: unknown): boolean {
-    const keys: number[] = [];
-    const visit = (node: unknown): boolean => {
-      if (node === null || node === undefined) return true;
-      if (typeof node !== 'object') return false;
-      const n = node as { d?: unknown; from?: unknown; to?: unknown; l?: unknown; r?: unknown };
-      if (n.d === 0) return true;
-      if (typeof n.from !== 'number' || n.from !== n.to || !this.ownAppends.has(n.from)) return false;
-      keys.push(n.from);
-      return visit(n.l) && visit(n.r);
-    };
-    if (!visit(ranges) || keys.length === 0) return false;
-    for (const k of keys) this.ownAppends.delete(k);
-    return true;
-  }
-
-  /** True for an empty Dexie RangeSet. */
-  private static isEmptyRange(ranges: unknown): boolean {
-    return typeof ranges === 'object' && ranges !== null && (ranges as { d?: unknown }).d === 0;
+  private recentCommitsOf(keys: readonly number[]): AppendedCommits | undefined {
+    const recent = RECENT_COMMITS.get(this.name);
+    if (recent === undefined) return undefined;
+    const entries: { seq: number; ops: PatchOp[] }[] = [];
+    let generation: number | undefined;
+    for (const seq of [...keys].sort((a, b) => a - b)) {
+      const commit = recent.get(seq);
+      if (commit === undefined || commit.clientId !== this.clientIdValue) return undefined;
+      if (generation !== undefined && generation !== commit.generation) return undefined;
+      generation = commit.generation;
+      entries.push({ seq, ops: commit.ops });
+    }
+    return generation === undefined ? undefined : { generation, entries };
   }
 
   private async writeBase(doc: CompactDoc, updatedAt: string | null, exactPushUpTo?: number): Promise<void> {
@@ -682,6 +709,39 @@ function validEntries(raw: readonly unknown[]): OutboxEntry[] {
   }
   return out;
 }
+
+/** The keys of a Dexie RangeSet (a tree of `{from, to, l, r, d}` nodes), or undefined if it holds ranges. */
+function rangeKeys(ranges: unknown): number[] | undefined {
+  const keys: number[] = [];
+  const visit = (node: unknown): boolean => {
+    if (node === null || node === undefined) return true;
+    if (typeof node !== 'object') return false;
+    const n = node as { d?: unknown; from?: unknown; to?: unknown; l?: unknown; r?: unknown };
+    if (n.d === 0) return true;
+    if (typeof n.from !== 'number' || n.from !== n.to) return false;
+    keys.push(n.from);
+    return visit(n.l) && visit(n.r);
+  };
+  return visit(ranges) ? keys : undefined;
+}
+
+/** True for an empty Dexie RangeSet. */
+function isEmptyRange(ranges: unknown): boolean {
+  return typeof ranges === 'object' && ranges !== null && (ranges as { d?: unknown }).d === 0;
+}
+
+interface RecentCommit {
+  clientId: string;
+  generation: number;
+  ops: PatchOp[];
+}
+
+/**
+ * Outbox rows being committed in this process, by database name and seq: set inside the appending
+ * IndexedDB transaction, read by the other instances' change handlers (which Dexie calls
+ * synchronously when that transaction completes), dropped right after.
+ */
+const RECENT_COMMITS = new Map<string, Map<number, RecentCommit>>();
 
 function pushedFromOf(version: MetaValue | undefined): OutboxTail['pushedFrom'] {
   const from = version?.pushedFrom as { generation?: unknown; upToSeq?: unknown } | undefined;

@@ -149,6 +149,22 @@ describe('two instances on one IndexedDB (two tabs)', () => {
     recB.stop();
   });
 
+  it('in one process, the other instance has emitted by the time the write resolves', async () => {
+    const env = freshEnv();
+    const a = await typed(env);
+    const b = await typed(env);
+    const rec = record(b.table('projects').query().observe());
+    await a.table('projects').insert(project('p1'));
+    expect(rec.values.map((rows) => rows.length)).toEqual([0, 1]);
+    await a.transaction(async () => {
+      await a.table('projects').update('p1', { title: 'x' });
+      await a.table('projects').insert(project('p2'));
+    });
+    expect(rec.values.map((rows) => rows.length)).toEqual([0, 1, 2]);
+    expect(rec.values[2]?.[0]?.title).toBe('x');
+    rec.stop();
+  });
+
   it('keeps both writes when two instances write concurrently', async () => {
     const env = freshEnv();
     const a = await typed(env);
