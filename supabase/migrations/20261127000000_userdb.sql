@@ -673,6 +673,20 @@ $$;
 
 -- The API ---------------------------------------------------------------------------
 
+-- Upgrading from the original two-function setup: its userdb_init returned void, and its
+-- two-argument userdb_set would make two-argument calls of the new one ambiguous.
+drop function if exists public.userdb_set(text[], jsonb);
+do $userdb$
+begin
+  if exists (
+    select 1 from pg_catalog.pg_proc
+    where oid = pg_catalog.to_regprocedure('public.userdb_init()') and prorettype <> 'jsonb'::regtype
+  ) then
+    drop function public.userdb_init();
+  end if;
+end
+$userdb$;
+
 -- Makes sure the user has a document (idempotent) and returns it with its token.
 create or replace function public.userdb_init()
 returns jsonb

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyCompact, type CompactDoc, type Json, type PatchOp } from '../../src/doc/index.js';
-import { type Engine, engines, type Queryable } from './engines.js';
+import { type Engine, engines, type Queryable, schemaScripts } from './engines.js';
 
 interface SqlError {
   code: string;
@@ -38,6 +38,37 @@ interface PatchResult {
   applied: boolean;
   updated_at: string;
 }
+
+/** The original two-function setup this migration upgrades (schema, policies, functions). */
+const SEED_SQL = `
+create table public.user_databases (
+  user_id    uuid primary key references auth.users(id) on delete cascade,
+  db         jsonb not null default '{"version":1,"tables":{}}',
+  updated_at timestamptz not null default now()
+);
+alter table public.user_databases enable row level security;
+create policy "own read"   on public.user_databases for select using (auth.uid() = user_id);
+create policy "own write"  on public.user_databases for update using (auth.uid() = user_id);
+create policy "own insert" on public.user_databases for insert with check (auth.uid() = user_id);
+create index user_databases_db_gin on public.user_databases using gin (db jsonb_path_ops);
+create or replace function public.userdb_init()
+returns void language sql security definer as $$
+  insert into public.user_databases(user_id) values (auth.uid())
+  on conflict (user_id) do nothing;
+$$;
+create or replace function public.userdb_get(path text[])
+returns jsonb language sql security definer stable as $$
+  select db #> path from public.user_databases
+  where user_id = auth.uid();
+$$;
+create or replace function public.userdb_set(path text[], value jsonb)
+returns void language sql security definer as $$
+  update public.user_databases
+  set db = jsonb_set(db, path, value, true),
+      updated_at = now()
+  where user_id = auth.uid();
+$$;
+`;
 
 const PROJECTS = {
   schema: {
@@ -245,6 +276,51 @@ describe.each(engines().map((f) => [f.name, f] as const))('userdb contract on %s
       const api = rows.filter((r) => r.name.startsWith('userdb_'));
       expect(api).toHaveLength(5);
       expect(api.every((r) => r.authenticated && r.service_role)).toBe(true);
+    });
+  });
+
+  describe('upgrade from the original two-function setup', () => {
+    it('keeps the data and the two-argument userdb_set call, and replaces the security definer functions', async () => {
+      const uid = randomUUID();
+      const [bootstrap, ...migrations] = schemaScripts();
+      const existing = `
+        insert into auth.users (id) values ('${uid}');
+        insert into public.user_databases (user_id, db)
+          values ('${uid}', '{"version":1,"tables":{"old":{"schema":{"fields":[],"primaryKey":[]},"rows":[["kept"]]}}}');`;
+      const upgraded = await factory.open([bootstrap!, SEED_SQL, existing, ...migrations]);
+      try {
+        const row = await upgraded.admin((q) =>
+          q.rows<{ db: CompactDoc; clients: unknown }>('select db, clients from public.user_databases'),
+        );
+        expect(row).toEqual([{ db: expect.objectContaining({ tables: expect.any(Object) }), clients: {} }]);
+        const token = await upgraded.asUser(uid, (q) =>
+          q.one<string>(
+            `select to_json(public.userdb_set('{tables,old,rows}', '[["kept"],["new"]]')) #>> '{}'`,
+          ),
+        );
+        const init = await upgraded.asUser(uid, (q) => q.one<Token>('select public.userdb_init()'));
+        expect(init).toEqual({
+          db: {
+            version: 1,
+            tables: { old: { schema: { fields: [], primaryKey: [] }, rows: [['kept'], ['new']] } },
+          },
+          updated_at: token,
+        });
+        const definers = await upgraded.admin((q) =>
+          q.rows(
+            `select proname from pg_proc where proname like 'userdb\\_%' and (prosecdef or proconfig is null)`,
+          ),
+        );
+        expect(definers).toEqual([]);
+        const gin = await upgraded.admin((q) =>
+          q.one<number>(
+            `select count(*)::int from pg_indexes where tablename = 'user_databases' and indexdef ilike '%gin%'`,
+          ),
+        );
+        expect(gin).toBe(0);
+      } finally {
+        await upgraded.close();
+      }
     });
   });
 

@@ -62,7 +62,7 @@ export interface Engine {
   admin<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   /** A transaction as `role` (default authenticated) with the user's JWT claims. */
   asUser<T>(userId: string | null, fn: (q: Queryable) => Promise<T>, acting?: Partial<Acting>): Promise<T>;
-  /** Runs the bootstrap and migrations again. */
+  /** Runs the scripts it was opened with again. */
   reapplySchema(): Promise<void>;
   close(): Promise<void>;
 }
@@ -70,7 +70,8 @@ export interface Engine {
 /** A way to open an {@link Engine}. */
 export interface EngineFactory {
   readonly name: string;
-  open(): Promise<Engine>;
+  /** A fresh database with `scripts` applied (default: {@link schemaScripts}). */
+  open(scripts?: readonly string[]): Promise<Engine>;
 }
 
 interface Driver {
@@ -105,10 +106,10 @@ async function actAs(q: Queryable, userId: string | null, acting: Partial<Acting
 export function pglite(): EngineFactory {
   return {
     name: 'PGlite',
-    async open() {
+    async open(scripts = schemaScripts()) {
       const db = new PGlite();
       const apply = async () => {
-        for (const script of schemaScripts()) await db.exec(script);
+        for (const script of scripts) await db.exec(script);
       };
       await apply();
       const run = <T>(fn: (q: Queryable) => Promise<T>, rollback: boolean): Promise<T> =>
@@ -147,7 +148,7 @@ export function pglite(): EngineFactory {
 export function server(url: string): EngineFactory {
   return {
     name: 'PostgreSQL',
-    async open() {
+    async open(scripts = schemaScripts()) {
       const dbName = `userdb_test_${randomBytes(6).toString('hex')}`;
       const maintenance = new pg.Client({ connectionString: url });
       await maintenance.connect();
@@ -162,7 +163,7 @@ export function server(url: string): EngineFactory {
       // Connections still closing when the database is dropped report 57P01: expected.
       pool.on('error', () => {});
       const apply = async () => {
-        for (const script of schemaScripts()) await pool.query(script);
+        for (const script of scripts) await pool.query(script);
       };
       const run = async <T>(fn: (q: Queryable) => Promise<T>, rollback: boolean): Promise<T> => {
         const client = await pool.connect();
