@@ -39,15 +39,17 @@ trap cleanup EXIT
 
 psql_admin -c "create database ${db}"
 
-{
-  psql_test -c "create extension pgtap"
-  files=("$root/src/devserver/sql/bootstrap.sql")
-  for f in "$root"/supabase/migrations/*.sql; do files+=("$f"); done
-  for f in "${files[@]}"; do
-    # (the publication warns that wal_level is not logical: irrelevant here)
-    PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=error" psql_test -f "$f"
-  done
-} || { echo "pgtap.sh: loading the schema failed" >&2; exit 1; }
+fail() {
+  echo "pgtap.sh: $*" >&2
+  exit 1
+}
+
+psql_test -c "create extension pgtap" || fail "cannot create extension pgtap (Debian: postgresql-15-pgtap)"
+files=("$root/src/devserver/sql/bootstrap.sql" "$root"/supabase/migrations/*.sql)
+for f in "${files[@]}"; do
+  # (the publication warns that wal_level is not logical: irrelevant here)
+  PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=error" psql_test -f "$f" || fail "loading $f failed"
+done
 
 # psql (which pg_prove runs) takes a conninfo string or a URI as the database name.
 pg_prove --dbname "$test_conn" "$root"/supabase/tests/*.sql
