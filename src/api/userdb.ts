@@ -37,6 +37,7 @@ import {
   parseTableSchema,
   type RebaseConflict,
   rebase,
+  sameSchema,
   type TableSchema,
   toCompact,
   toKeyed,
@@ -48,7 +49,7 @@ import {
   StorageError,
   type UserDbError,
 } from '../errors.js';
-import { LiveQueries, layerToKeyed, Overlay, type ReadLayer, tableOf, View } from '../query/index.js';
+import { LiveQueries, layerToKeyed, Overlay, type ReadLayer, View } from '../query/index.js';
 import {
   type AppendedCommits,
   deleteLocalDatabase,
@@ -428,10 +429,13 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       }
       for (const name of Object.keys(keyed.tables)) {
         const incoming = keyed.tables[name] as KeyedTable;
-        const current = tableOf(scope.layer, name);
-        if (current !== undefined && jsonEqual(current as unknown as Json, incoming as unknown as Json))
+        const schema = scope.layer.schemaOf(name);
+        if (schema !== undefined && sameSchema(schema, incoming.schema)) {
+          // same schema: row-level changes only, so that a later sync merges them with remote edits
+          ops.push(...rowDiff(scope.layer, name, incoming));
           continue;
-        if (current !== undefined) ops.push({ op: 'remove', path: keyedPath.table(name) });
+        }
+        if (schema !== undefined) ops.push({ op: 'remove', path: keyedPath.table(name) });
         ops.push({ op: 'add', path: keyedPath.table(name), value: incoming as unknown as Json });
       }
       if (ops.length > 0) scope.apply(ops);
@@ -794,6 +798,22 @@ function schemaMismatch(declared: DeclaredTable, schema: TableSchema): SchemaErr
     }
   }
   return undefined;
+}
+
+/** The row ops that turn table `name` of `layer` into `incoming` (same schema). */
+function rowDiff(layer: ReadLayer, name: string, incoming: KeyedTable): PatchOp[] {
+  const ops: PatchOp[] = [];
+  for (const [key] of layer.entries(name)) {
+    if (!Object.hasOwn(incoming.rows, key)) ops.push({ op: 'remove', path: keyedPath.row(name, key) });
+  }
+  for (const key of Object.keys(incoming.rows)) {
+    const row = incoming.rows[key] as KeyedTable['rows'][string];
+    const current = layer.getRow(name, key);
+    if (current === undefined) ops.push({ op: 'add', path: keyedPath.row(name, key), value: row });
+    else if (!jsonEqual(current, row))
+      ops.push({ op: 'replace', path: keyedPath.row(name, key), value: row });
+  }
+  return ops;
 }
 
 /** Replays outbox entries on `base` with the tolerant rebase, entry by entry, setting aside malformed ones. */

@@ -20,7 +20,7 @@ export const schema = defineSchema({
   },
 });
 
-export type TestSchema = typeof schema extends { definition: infer S } ? S : never;
+export type TestSchema = typeof schema.definition;
 
 let counter = 0;
 /** A unique user id per test, so in-process change notifications of other tests never interfere. */

@@ -195,6 +195,28 @@ describe('export and import', () => {
     rec.stop();
   });
 
+  it('records row-level changes for a table whose schema did not change', async () => {
+    const db = await openTyped(freshEnv());
+    open.push(db);
+    await db.table('projects').insert(project('p1'));
+    await db.table('projects').insert(project('p2'));
+    const doc = await db.export();
+    const rows = doc.tables.projects?.rows ?? [];
+    rows[0] = ['p1', 'renamed', 'open', '2025-10-14T00:00:00Z', null];
+    rows.splice(1, 1, ['p3', 'new', 'closed', '2025-10-15T00:00:00Z', null]);
+    await db.import(doc);
+    const last = (await localStore(db as unknown as UserDb).readOutbox()).at(-1);
+    expect(last?.ops.map((o) => `${o.op} ${o.path}`)).toEqual([
+      'remove /tables/projects/rows/p2',
+      'replace /tables/projects/rows/p1',
+      'add /tables/projects/rows/p3',
+    ]);
+    expect((await db.table('projects').query().orderBy('id').toArray()).map((r) => r.title)).toEqual([
+      'renamed',
+      'new',
+    ]);
+  });
+
   it('importing the current document changes nothing', async () => {
     const db = await openTyped(freshEnv());
     open.push(db);
