@@ -29,15 +29,15 @@ import {
   type ParsedOp,
   parseKeyedOp,
 } from './keyed.js';
-import { encodeKeyValues } from './keys.js';
 import { escapePointer } from './pointer.js';
+import { keyOfArray, schemaInfo } from './schema-info.js';
 import type { CompactDoc, CompactTable, Json, KeyedDoc, KeyedTable, PatchOp, Row } from './types.js';
 
 class TableCursor {
   private readonly slots = new Map<string, number>();
   private readonly fenwick: Fenwick;
   private readonly touched = new Map<number, Row>();
-  private readonly fieldIndex: Map<string, number>;
+  private readonly fieldIndex: ReadonlyMap<string, number>;
   private next: number;
   readonly prefix: string;
 
@@ -47,14 +47,11 @@ class TableCursor {
     adds: number,
   ) {
     const { schema, rows } = table;
-    const pkIdx = schema.primaryKey.map((n) => schema.fields.findIndex((f) => f.name === n));
-    for (let i = 0; i < rows.length; i++) {
-      const values = rows[i] as Json[];
-      this.slots.set(encodeKeyValues(pkIdx.map((j) => values[j] ?? null)), i);
-    }
+    const info = schemaInfo(schema);
+    for (let i = 0; i < rows.length; i++) this.slots.set(keyOfArray(info, rows[i] as Json[]), i);
     this.next = rows.length;
     this.fenwick = new Fenwick(rows.length + adds, rows.length);
-    this.fieldIndex = new Map(schema.fields.map((f, j) => [f.name, j]));
+    this.fieldIndex = info.index;
     this.prefix = `/tables/${escapePointer(name)}/rows/`;
   }
 
@@ -148,9 +145,9 @@ function emitRewritten(
   const rows: Json[][] = [];
   const emitted = new Set<string>();
   if (base !== undefined && sameKey(base, final)) {
-    const pkIdx = base.schema.primaryKey.map((n) => base.schema.fields.findIndex((f) => f.name === n));
+    const info = schemaInfo(base.schema);
     for (const values of base.rows) {
-      const key = encodeKeyValues(pkIdx.map((j) => values[j] ?? null));
+      const key = keyOfArray(info, values);
       const row = getOwn(final.rows, key);
       if (row === undefined) continue;
       emitted.add(key);

@@ -2,7 +2,8 @@
  * Converters between the compact form (rows as arrays) and the keyed form (rows by key, fields by name).
  */
 import { hasOwn, setOwn } from './json.js';
-import { rowKey } from './keys.js';
+import { keyFields } from './keys.js';
+import { keyOfArray, schemaInfo } from './schema-info.js';
 import type { CompactDoc, CompactTable, Json, KeyedDoc, KeyedTable, Row, TableSchema } from './types.js';
 
 /** The keyed row of a compact row array (every schema field present). */
@@ -28,16 +29,15 @@ export function rowToArray(schema: TableSchema, row: Row): Json[] {
  * ```
  */
 export function tableToKeyed(name: string, table: CompactTable): KeyedTable {
+  keyFields(table.schema, name);
+  const info = schemaInfo(table.schema);
   const rows: Record<string, Row> = {};
-  for (const values of table.rows) {
-    const row = rowFromArray(table.schema, values);
-    setOwn(rows, rowKey(table.schema, row, name), row);
-  }
+  for (const values of table.rows) setOwn(rows, keyOfArray(info, values), rowFromArray(table.schema, values));
   return { schema: table.schema, rows };
 }
 
 /**
- * The keyed form of a (valid) compact document: rows addressed by {@link rowKey}, every keyed row
+ * The keyed form of a (valid) compact document: rows addressed by row key (see `rowKey`), every keyed row
  * holding every schema field (null when absent). Validate untrusted input with `parseCompactDoc` first.
  *
  * @example
@@ -100,10 +100,8 @@ export function canonicalCompact(doc: CompactDoc): CompactDoc {
   const tables: Record<string, CompactTable> = {};
   for (const name of Object.keys(doc.tables).sort(compareStrings)) {
     const table = doc.tables[name] as CompactTable;
-    const keyed = table.rows.map((values) => ({
-      key: rowKey(table.schema, rowFromArray(table.schema, values), name),
-      values,
-    }));
+    const info = schemaInfo(table.schema);
+    const keyed = table.rows.map((values) => ({ key: keyOfArray(info, values), values }));
     keyed.sort((a, b) => compareStrings(a.key, b.key));
     setOwn(tables, name, { schema: table.schema, rows: keyed.map((r) => r.values) });
   }

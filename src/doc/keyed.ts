@@ -20,6 +20,7 @@ import { isFieldType, valueIssue } from './fields.js';
 import { getOwn, hasOwn, isPlainObject, jsonEqual, reasonOf, setOwn } from './json.js';
 import { rowKey } from './keys.js';
 import { type KeyedPathInfo, parseKeyedPath } from './pointer.js';
+import { schemaInfo } from './schema-info.js';
 import type { FieldDef, Json, KeyedDoc, KeyedTable, PatchOp, Row, TableSchema } from './types.js';
 import { normalizeRow, parseTableSchema, sameSchema } from './validate.js';
 
@@ -145,7 +146,7 @@ export function checkRowValue(p: ParsedOp, schema: TableSchema): Row {
 /** Checks a cell value against its field (throws `bad_patch`); returns the field definition. */
 export function checkCellValue(p: ParsedOp, schema: TableSchema): FieldDef {
   const { table, row: key, field } = p.path;
-  const def = schema.fields.find((f) => f.name === field);
+  const def = schemaInfo(schema).byName.get(field as string);
   if (def === undefined) throw badPatch(p.index, p.op, 'no such field', { table, key, field });
   if (p.op.op === 'test') return def;
   const value = (p.op as { value: Json }).value;

@@ -9,6 +9,7 @@
 import { SchemaError, ValidationError } from '../errors.js';
 import { encodeValue, valueIssue } from './fields.js';
 import { getOwn } from './json.js';
+import { schemaInfo } from './schema-info.js';
 import type { FieldDef, FieldType, Json, Row, TableSchema } from './types.js';
 
 /**
@@ -29,9 +30,11 @@ export const PK_FIELD_TYPES: readonly FieldType[] = Object.freeze([
   'datetime',
 ] as const);
 
-function keyFields(schema: TableSchema, table: string | undefined): FieldDef[] {
+/** The key fields of `schema`; throws {@link SchemaError} when one is not a field or cannot be a key. */
+export function keyFields(schema: TableSchema, table?: string): FieldDef[] {
+  const { byName } = schemaInfo(schema);
   return schema.primaryKey.map((name) => {
-    const def = schema.fields.find((f) => f.name === name);
+    const def = byName.get(name);
     if (def === undefined)
       throw new SchemaError(`primary key field is not a field of the table`, { table, field: name });
     if (!PK_FIELD_TYPES.includes(def.type)) {

@@ -10,6 +10,7 @@ import { rowFromArray } from './convert.js';
 import { FIELD_TYPES, valueIssue } from './fields.js';
 import { hasOwn, isPlainObject, reasonOf, setOwn } from './json.js';
 import { PK_FIELD_TYPES, rowKey } from './keys.js';
+import { schemaInfo } from './schema-info.js';
 import type { CompactDoc, CompactTable, FieldDef, Json, Row, TableSchema } from './types.js';
 
 const fieldDefSchema = z.object({
@@ -222,9 +223,9 @@ export interface RowLocation {
  */
 export function normalizeRow(schema: TableSchema, row: unknown, where: RowLocation): Row {
   if (!isPlainObject(row)) throw new ValidationError('a row must be a plain object', where);
-  const names = new Set(schema.fields.map((f) => f.name));
+  const { byName } = schemaInfo(schema);
   for (const k of Object.keys(row)) {
-    if (!names.has(k)) throw new ValidationError('unknown field', { ...where, field: k });
+    if (!byName.has(k)) throw new ValidationError('unknown field', { ...where, field: k });
   }
   let complete = true;
   for (const f of schema.fields) {

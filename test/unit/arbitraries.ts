@@ -27,6 +27,8 @@ import { SchemaError } from '../../src/errors.js';
 
 export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 200);
 export const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? 20261127);
+/** Per-test timeout of the property tests: generous, as CI machines can be slow and FUZZ_RUNS large. */
+export const FUZZ_TIMEOUT = 600_000;
 
 const TABLE_NAMES = ['projects', '__proto__', 'constructor', 'a/b', '~t', 'toString', ''];
 const FIELD_NAMES = ['id', 'title', '__proto__', 'constructor', 'a/b', '~f', 'n', 'v', 'hasOwnProperty'];

@@ -14,7 +14,15 @@ import {
   toCompact,
   toKeyed,
 } from '../../src/doc/index.js';
-import { docArb, FUZZ_RUNS, FUZZ_SEED, intentArb, materialize, rowIntentArb } from './arbitraries.js';
+import {
+  docArb,
+  FUZZ_RUNS,
+  FUZZ_SEED,
+  FUZZ_TIMEOUT,
+  intentArb,
+  materialize,
+  rowIntentArb,
+} from './arbitraries.js';
 
 const params = { numRuns: FUZZ_RUNS, seed: FUZZ_SEED };
 
@@ -39,67 +47,86 @@ function expectedOrder(base: CompactDoc, name: string, ops: readonly PatchOp[]):
 }
 
 describe('compile (property)', () => {
-  it('applyCompact(base, compile(p, base)) equals toCompact(applyKeyed(toKeyed(base), p))', () => {
-    fc.assert(
-      fc.property(
-        docArb,
-        fc.array(fc.oneof(intentArb, rowIntentArb), { minLength: 4, maxLength: 30, size: 'medium' }),
-        (base, intents) => {
-          const { ops, doc: keyed } = materialize(toKeyed(base), intents);
-          const snapshot = JSON.stringify(base);
-          const compiled = compile(ops, base);
-          const viaCompact = applyCompact(base, compiled);
-          expect(JSON.stringify(base)).toBe(snapshot);
-          expect(canonicalCompact(viaCompact)).toEqual(canonicalCompact(toCompact(keyed)));
-          expect(canonicalCompact(viaCompact)).toEqual(
-            canonicalCompact(toCompact(applyKeyed(toKeyed(base), ops))),
-          );
-          // The result is a valid document, and the patch survives the trip through JSON to the server.
-          parseCompactDoc(viaCompact);
-          const wire = JSON.parse(JSON.stringify(compiled)) as PatchOp[];
-          expect(JSON.stringify(canonicalCompact(applyCompact(base, wire)))).toBe(
-            JSON.stringify(canonicalCompact(viaCompact)),
-          );
-        },
-      ),
-      params,
-    );
-  });
+  it(
+    'applyCompact(base, compile(p, base)) equals toCompact(applyKeyed(toKeyed(base), p))',
+    () => {
+      fc.assert(
+        fc.property(
+          docArb,
+          fc.array(fc.oneof(intentArb, rowIntentArb), { minLength: 4, maxLength: 30, size: 'medium' }),
+          (base, intents) => {
+            const { ops, doc: keyed } = materialize(toKeyed(base), intents);
+            const snapshot = JSON.stringify(base);
+            const compiled = compile(ops, base);
+            const viaCompact = applyCompact(base, compiled);
+            expect(JSON.stringify(base)).toBe(snapshot);
+            expect(canonicalCompact(viaCompact)).toEqual(canonicalCompact(toCompact(keyed)));
+            expect(canonicalCompact(viaCompact)).toEqual(
+              canonicalCompact(toCompact(applyKeyed(toKeyed(base), ops))),
+            );
+            // The result is a valid document, and the patch survives the trip through JSON to the server.
+            parseCompactDoc(viaCompact);
+            const wire = JSON.parse(JSON.stringify(compiled)) as PatchOp[];
+            expect(JSON.stringify(canonicalCompact(applyCompact(base, wire)))).toBe(
+              JSON.stringify(canonicalCompact(viaCompact)),
+            );
+          },
+        ),
+        params,
+      );
+    },
+    FUZZ_TIMEOUT,
+  );
 
-  it('keeps base order with appends at the end, so client and server agree row for row', () => {
-    fc.assert(
-      fc.property(docArb, fc.array(fc.oneof(intentArb, rowIntentArb), { maxLength: 25 }), (base, intents) => {
-        const { ops } = materialize(toKeyed(base), intents);
-        const structural = new Set(
-          ops
-            .map((op) => parseKeyedPath(op.path))
-            .filter((p) => p.target !== 'row' && p.target !== 'cell')
-            .map((p) => p.table),
-        );
-        const result = applyCompact(base, compile(ops, base));
-        for (const name of Object.keys(result.tables)) {
-          if (structural.has(name)) continue;
-          const t = tableOf(result, name);
-          if (t === undefined) continue;
-          const keys = t.rows.map((values) =>
-            rowKey(t.schema, Object.fromEntries(t.schema.fields.map((f, i) => [f.name, values[i] as Json]))),
-          );
-          expect(keys).toEqual(expectedOrder(base, name, ops));
-        }
-      }),
-      params,
-    );
-  });
+  it(
+    'keeps base order with appends at the end, so client and server agree row for row',
+    () => {
+      fc.assert(
+        fc.property(
+          docArb,
+          fc.array(fc.oneof(intentArb, rowIntentArb), { maxLength: 25 }),
+          (base, intents) => {
+            const { ops } = materialize(toKeyed(base), intents);
+            const structural = new Set(
+              ops
+                .map((op) => parseKeyedPath(op.path))
+                .filter((p) => p.target !== 'row' && p.target !== 'cell')
+                .map((p) => p.table),
+            );
+            const result = applyCompact(base, compile(ops, base));
+            for (const name of Object.keys(result.tables)) {
+              if (structural.has(name)) continue;
+              const t = tableOf(result, name);
+              if (t === undefined) continue;
+              const keys = t.rows.map((values) =>
+                rowKey(
+                  t.schema,
+                  Object.fromEntries(t.schema.fields.map((f, i) => [f.name, values[i] as Json])),
+                ),
+              );
+              expect(keys).toEqual(expectedOrder(base, name, ops));
+            }
+          },
+        ),
+        params,
+      );
+    },
+    FUZZ_TIMEOUT,
+  );
 
-  it('is deterministic and does not emit test ops', () => {
-    fc.assert(
-      fc.property(docArb, fc.array(intentArb, { maxLength: 15 }), (base, intents) => {
-        const { ops } = materialize(toKeyed(base), intents);
-        const a = compile(ops, base);
-        expect(compile(ops, base)).toEqual(a);
-        expect(a.some((op) => op.op === 'test')).toBe(false);
-      }),
-      params,
-    );
-  });
+  it(
+    'is deterministic and does not emit test ops',
+    () => {
+      fc.assert(
+        fc.property(docArb, fc.array(intentArb, { maxLength: 15 }), (base, intents) => {
+          const { ops } = materialize(toKeyed(base), intents);
+          const a = compile(ops, base);
+          expect(compile(ops, base)).toEqual(a);
+          expect(a.some((op) => op.op === 'test')).toBe(false);
+        }),
+        params,
+      );
+    },
+    FUZZ_TIMEOUT,
+  );
 });
