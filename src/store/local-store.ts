@@ -521,7 +521,14 @@ export class LocalStore {
 
   // ---- sync engine hooks (used by src/sync through its SyncStore port) -------------------------
 
-  /** Number of outbox entries (cheap: an index count). */
+  /**
+   * Number of outbox entries (cheap: an index count).
+   *
+   * @example
+   * ```ts
+   * const pending = await store.countOutbox();
+   * ```
+   */
   async countOutbox(): Promise<number> {
     this.assertOpen();
     try {
@@ -531,7 +538,14 @@ export class LocalStore {
     }
   }
 
-  /** The first and last outbox seq, both 0 when the outbox is empty. */
+  /**
+   * The first and last outbox seq, both 0 when the outbox is empty.
+   *
+   * @example
+   * ```ts
+   * const { first, last } = await store.outboxBounds();
+   * ```
+   */
   async outboxBounds(): Promise<{ first: number; last: number }> {
     this.assertOpen();
     try {
@@ -545,7 +559,14 @@ export class LocalStore {
     }
   }
 
-  /** The valid outbox entries with `seq <= upToSeq`, in order (invalid ones are left for {@link load}). */
+  /**
+   * The valid outbox entries with `seq <= upToSeq`, in order (invalid ones are left for {@link load}).
+   *
+   * @example
+   * ```ts
+   * const batch = await store.readOutboxUpTo(lastPushedSeq); // resend with the same batch number
+   * ```
+   */
   async readOutboxUpTo(upToSeq: number): Promise<OutboxEntry[]> {
     this.assertOpen();
     try {

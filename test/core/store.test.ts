@@ -358,6 +358,44 @@ describe('internal hooks for the sync engine', () => {
     expect(canonicalCompact(base.doc)).toEqual(canonicalCompact(pushedDoc));
   });
 
+  it('countOutbox, outboxBounds, readOutboxUpTo', async () => {
+    const env = freshEnv();
+    const db = await untyped(env);
+    const store = localStore(db);
+    expect(await store.countOutbox()).toBe(0);
+    expect(await store.outboxBounds()).toEqual({ first: 0, last: 0 });
+    await db.createTable('notes', NOTES);
+    for (let i = 0; i < 3; i++) await db.table('notes').insert({ id: `n${i}`, text: 't', n: i });
+    expect(await store.countOutbox()).toBe(4);
+    expect(await store.outboxBounds()).toEqual({ first: 1, last: 4 });
+    expect((await store.readOutboxUpTo(2)).map((e) => e.seq)).toEqual([1, 2]);
+  });
+
+  it('rebaseOutbox stores the pulled base and the rewritten outbox at once; views follow', async () => {
+    const env = freshEnv();
+    const db = await untyped(env);
+    await db.createTable('notes', NOTES);
+    await db.table('notes').insert({ id: 'a', text: 'local', n: 1 });
+    await db.table('notes').insert({ id: 'b', text: 'local', n: 2 });
+    const store = localStore(db);
+    const pulled: CompactDoc = {
+      version: 1,
+      tables: { notes: { schema: NOTES, rows: [['z', 'remote', 9]] } },
+    };
+    // the first entry (create table) was already applied by the server; rebase the others on the pull
+    await store.rebaseOutbox({ doc: pulled, updatedAt: 't9', dropUpToSeq: 1 }, (entries) => {
+      const { patches } = rebase(
+        toKeyed(pulled),
+        entries.map((e) => e.ops),
+      );
+      return entries.map((e, i) => ({ seq: e.seq, ops: i === 0 ? [] : (patches[i] ?? []) }));
+    });
+    expect((await store.readOutbox()).map((e) => e.seq)).toEqual([3]);
+    expect((await store.readBase()).updatedAt).toBe('t9');
+    const ids = (await db.table('notes').query().orderBy('id').toArray()).map((r) => r.id);
+    expect(ids).toEqual(['b', 'z']);
+  });
+
   it('an exact push keeps every view that has the pushed entries as it is (no rebuild)', async () => {
     const env = freshEnv();
     const a = await untyped(env);
