@@ -76,20 +76,29 @@ export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
     await store.setNextBatchSeq(batchSeq + 1); // persisted before the request leaves
   }
 
-  // rebased in memory on the base: entries kept in their original form (table creations) and
-  // entries written against a view older than the base are compiled in their current form
+  // Normally the outbox applies to the base as stored. Entries kept in their original form (table
+  // creations) or written against a view older than the base do not: then the batch is compiled in
+  // its form rebased on the base (in memory; the outbox is rewritten by pulls only).
   let ops: PatchOp[];
   try {
-    const rebased = rebaseOutbox(base.doc, entries).rebased;
     ops = compile(
-      rebased.flatMap((e) => e.ops),
+      entries.flatMap((e) => e.ops),
       base.doc,
     );
   } catch (e) {
     if (!isBadPatch(e)) throw e;
-    throw new BadPatchError(`the outbox does not apply to the server document: ${(e as Error).message}`, {
-      cause: e,
-    });
+    try {
+      const rebased = rebaseOutbox(base.doc, entries).rebased;
+      ops = compile(
+        rebased.flatMap((x) => x.ops),
+        base.doc,
+      );
+    } catch (e2) {
+      if (!isBadPatch(e2)) throw e2;
+      throw new BadPatchError(`the outbox does not apply to the server document: ${(e2 as Error).message}`, {
+        cause: e2,
+      });
+    }
   }
 
   if (ops.length === 0) {

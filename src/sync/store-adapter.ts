@@ -6,7 +6,8 @@ import type { SyncBase, SyncStore } from './ports.js';
 
 /**
  * Adapts a {@link LocalStore} for the sync engine. The base is cached by its generation (a tiny
- * record), so a push does not re-read and re-validate the whole document every time.
+ * record), so a push does not re-read and re-validate the whole document every time; the base the
+ * engine itself stores becomes the cached one (the leader is the only writer of the base).
  *
  * @example
  * ```ts
@@ -35,8 +36,21 @@ export function syncStoreOf(store: LocalStore): SyncStore {
     firstSeq: async () => (await store.outboxBounds()).first,
     getNextBatchSeq: () => store.getNextBatchSeq(),
     setNextBatchSeq: (next) => store.setNextBatchSeq(next),
-    commitPush: (args) => store.commitPush(args),
-    rebase: (args, rewrite) => store.rebaseOutbox(args, rewrite),
+    async commitPush(args) {
+      await store.commitPush(args);
+      // only the leader writes the base: what it just wrote is the current base
+      cached = {
+        generation: await store.readGeneration(),
+        base: { doc: args.newBase, updatedAt: args.updatedAt },
+      };
+    },
+    async rebase(args, rewrite) {
+      await store.rebaseOutbox(args, rewrite);
+      cached = {
+        generation: await store.readGeneration(),
+        base: { doc: args.doc, updatedAt: args.updatedAt },
+      };
+    },
     onChange: (listener) => store.onChange(listener),
   };
 }

@@ -194,7 +194,7 @@ describe('failures', () => {
         n: i,
       });
     }
-    expect(a.engine.status.pendingCount).toBe(10_000);
+    await eventually(() => a.engine.status.pendingCount === 10_000);
     const before = a.rpc.calls.length;
     a.setOffline(false);
     await a.engine.flush();
