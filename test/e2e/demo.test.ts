@@ -70,7 +70,7 @@ describe('npm run demo', () => {
   }, 90_000);
 });
 
-describe.skipIf(launched === undefined)('demo PWA in Chromium', () => {
+describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_000 }, () => {
   const browser = launched?.browser as Browser;
   let api: DevServer;
   let app: AppServer;
