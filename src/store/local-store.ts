@@ -336,10 +336,12 @@ export class LocalStore {
         return { seq, previousSeq: typeof previous === 'number' ? previous : 0, generation };
       });
     } catch (e) {
-      if (added !== undefined) this.ownAppends.delete(added);
       throw toStorageError('saving the change to the local outbox', e);
     } finally {
       if (added !== undefined) {
+        // Dexie fired the change notification synchronously when the transaction completed, so both
+        // bookkeeping entries have served their purpose.
+        this.ownAppends.delete(added);
         const recent = RECENT_COMMITS.get(this.name);
         recent?.delete(added);
         if (recent?.size === 0) RECENT_COMMITS.delete(this.name);
