@@ -699,7 +699,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       await this.store.quarantineEntries(bad);
       for (const b of bad) {
         problems.push(
-          new SchemaError(
+          new StorageError(
             `outbox entry ${b.seq} cannot be replayed (${b.reason}); it was moved to the quarantine`,
           ),
         );

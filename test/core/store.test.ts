@@ -282,6 +282,7 @@ describe('corrupted or foreign records at open', () => {
     );
     const again = await untyped(env);
     expect(again.startupErrors).toHaveLength(3);
+    expect(again.startupErrors.every((e) => e instanceof StorageError)).toBe(true);
     expect(again.startupErrors.map((e) => e.message).join('\n')).toMatch(/outbox entry 3/);
     expect((await again.table('notes').query().toArray()).map((r) => r.id)).toEqual(['a', 'b']);
     expect(await localStore(again).readQuarantine()).toHaveLength(3);
