@@ -355,8 +355,14 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   /**
    * Runs `fn` as one transaction: its writes apply (and later sync) all together or not at all, are
    * stored as one outbox row, and cause at most one emission per live query. If `fn` throws, nothing
-   * is applied and the promise rejects with that error. See the module docs for what belongs to an
-   * open transaction.
+   * is applied and the promise rejects with that error; subscribers never see its writes.
+   *
+   * There is no async context in browsers, so the rule is per database: while `fn` runs, every read
+   * and write on this database, from anywhere, belongs to the transaction (reads see its pending
+   * writes; a write's promise resolves as soon as it is buffered, and a failed write changes nothing
+   * and rejects, aborting the transaction only if `fn` lets the error through). A `db.transaction()`
+   * called while `fn` runs is nested: a savepoint undone if its callback throws. Otherwise
+   * transactions and writes run one after the other, in call order.
    *
    * @example
    * ```ts
