@@ -57,7 +57,14 @@ export function isFieldType(type: unknown): type is FieldType {
   return typeof type === 'string' && FIELD_TYPE_SET.has(type);
 }
 
-/** Where a value sits, for error messages. */
+/**
+ * Where a value sits, for error messages.
+ *
+ * @example
+ * ```ts
+ * const where: ValueLocation = { table: 'projects', key: 'p_1', field: 'created_at' };
+ * ```
+ */
 export interface ValueLocation {
   table?: string | undefined;
   key?: string | undefined;
@@ -173,7 +180,7 @@ export function isValidValue(type: FieldType, value: unknown): boolean {
  * naming `where` (table, row key, field).
  *
  * A `Date` is converted for `datetime` (`toISOString()`) and `date` (its UTC calendar date);
- * an invalid Date is rejected. Everything else must already be the encoding (see the module docs).
+ * an invalid Date is rejected; `-0` becomes `0`. Everything else must already be the encoding (see the module docs).
  *
  * @example
  * ```ts
@@ -193,5 +200,6 @@ export function encodeValue(type: FieldType, value: unknown, where: ValueLocatio
   }
   const issue = valueIssue(type, v);
   if (issue !== undefined) throw new ValidationError(`invalid value for ${type} field: ${issue}`, where);
-  return v as Json;
+  // JSON (and the server) have no negative zero: store 0 so both sides hold the same value.
+  return Object.is(v, -0) ? 0 : (v as Json);
 }

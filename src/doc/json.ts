@@ -99,12 +99,28 @@ export function jsonIssue(value: unknown): string | undefined {
   return visit(value);
 }
 
-/** True when `value` is plain JSON (see {@link jsonIssue}). */
+/**
+ * True when `value` is plain JSON (see {@link jsonIssue}).
+ *
+ * @example
+ * ```ts
+ * isJson({ a: [1, null] }); // true
+ * isJson([undefined]);      // false
+ * ```
+ */
 export function isJson(value: unknown): value is Json {
   return jsonIssue(value) === undefined;
 }
 
-/** Structural JSON equality (RFC 6902 `test` semantics: object member order is irrelevant, array order is not). */
+/**
+ * Structural JSON equality (RFC 6902 `test` semantics: object member order is irrelevant, array order is not).
+ *
+ * @example
+ * ```ts
+ * jsonEqual({ a: 1, b: 2 }, { b: 2, a: 1 }); // true
+ * jsonEqual([1, 2], [2, 1]);                 // false
+ * ```
+ */
 export function jsonEqual(a: Json | undefined, b: Json | undefined): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;

@@ -209,6 +209,11 @@ export function checkFieldValue(p: ParsedOp, schema: TableSchema): FieldDef {
  * Realigns `table` to `schema` by field name: new fields null, removed fields dropped, keys recomputed
  * when the primary key changes. Unchanged rows (and the rows object, when possible) keep their identity.
  * Throws {@link SchemaError} when a value does not fit its new type, or keys become null or duplicated.
+ *
+ * @example
+ * ```ts
+ * const widened = realignTable('tasks', doc.tables.tasks, { fields: [...schema.fields, { name: 'tags', type: 'array' }], primaryKey: ['id'] });
+ * ```
  */
 export function realignTable(name: string, table: KeyedTable, schema: TableSchema): KeyedTable {
   if (sameSchema(table.schema, schema)) return table;

@@ -73,10 +73,24 @@ export const keyedPath = {
     `/tables/${escapePointer(t)}/rows/${escapePointer(k)}/${escapePointer(f)}`,
 } as const;
 
-/** What a keyed path addresses. */
+/**
+ * What a keyed path addresses.
+ *
+ * @example
+ * ```ts
+ * const target: KeyedTarget = parseKeyedPath(op.path).target; // 'cell'
+ * ```
+ */
 export type KeyedTarget = 'table' | 'schema' | 'fields' | 'row' | 'cell';
 
-/** A parsed keyed path (names unescaped). */
+/**
+ * A parsed keyed path (names unescaped).
+ *
+ * @example
+ * ```ts
+ * const { table, row, field }: KeyedPathInfo = parseKeyedPath('/tables/t/rows/k/f');
+ * ```
+ */
 export interface KeyedPathInfo {
   target: KeyedTarget;
   table: string;

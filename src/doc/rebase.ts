@@ -46,7 +46,14 @@ import { keyedPath } from './pointer.js';
 import type { Json, KeyedDoc, KeyedTable, PatchOp, Row, TableSchema } from './types.js';
 import { parseTableSchema, sameSchema } from './validate.js';
 
-/** What happened to a local edit that did not fit the newer base. */
+/**
+ * What happened to a local edit that did not fit the newer base (see the module docs).
+ *
+ * @example
+ * ```ts
+ * const lost = conflicts.filter((c) => c.kind === 'row_deleted');
+ * ```
+ */
 export type RebaseConflictKind =
   | 'row_deleted'
   | 'row_exists'
@@ -59,6 +66,12 @@ export type RebaseConflictKind =
 /**
  * A local edit that was dropped, or applied as something else, during a {@link rebase}.
  * `local` is the local op's value (row, cell value, schema…), `remote` what the newer base held there.
+ *
+ * @example
+ * ```ts
+ * // { kind: 'field_changed', table: 'projects', key: 'p_1', field: 'title',
+ * //   local: 'Mine', remote: 'Theirs', resolution: 'applied' }
+ * ```
  */
 export interface RebaseConflict {
   kind: RebaseConflictKind;
@@ -70,7 +83,14 @@ export interface RebaseConflict {
   resolution: 'dropped' | 'applied';
 }
 
-/** The outcome of a {@link rebase}. */
+/**
+ * The outcome of a {@link rebase}.
+ *
+ * @example
+ * ```ts
+ * const { doc, patches, conflicts }: RebaseResult = rebase(newBase, pending);
+ * ```
+ */
 export interface RebaseResult {
   /** The newer base with every surviving local edit applied. */
   doc: KeyedDoc;

@@ -96,7 +96,15 @@ export const compactDocSchema: z.ZodType<CompactDoc> = z.object({
     }),
 }) as z.ZodType<CompactDoc>;
 
-/** Throws a {@link SchemaError} naming `table` when `schema` is not a valid table schema; returns a clean copy. */
+/**
+ * Throws a {@link SchemaError} naming `table` (and the field at fault) when `schema` is not a valid
+ * table schema; returns a clean copy.
+ *
+ * @example
+ * ```ts
+ * const schema = parseTableSchema({ fields: [{ name: 'id', type: 'string' }], primaryKey: ['id'] }, 'projects');
+ * ```
+ */
 export function parseTableSchema(schema: unknown, table?: string): TableSchema {
   const r = tableSchemaSchema.safeParse(schema);
   if (!r.success) {
@@ -248,7 +256,14 @@ export function normalizeRow(schema: TableSchema, row: unknown, where: RowLocati
   return out;
 }
 
-/** Deep equality of two table schemas (field order matters, as it fixes the compact row layout). */
+/**
+ * Deep equality of two table schemas (field order matters, as it fixes the compact row layout).
+ *
+ * @example
+ * ```ts
+ * if (!sameSchema(local.schema, remote.schema)) console.warn('schemas differ');
+ * ```
+ */
 export function sameSchema(a: TableSchema, b: TableSchema): boolean {
   return (
     a.fields.length === b.fields.length &&

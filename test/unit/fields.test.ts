@@ -59,7 +59,7 @@ describe('field types', () => {
     it(`${type}: accepts valid encodings and null`, () => {
       for (const v of valid[type]) expect(isValidValue(type, v), JSON.stringify(v)).toBe(true);
       expect(isValidValue(type, null)).toBe(true);
-      for (const v of valid[type]) expect(encodeValue(type, v)).toBe(v);
+      for (const v of valid[type]) expect(encodeValue(type, v)).toBe(Object.is(v, -0) ? 0 : v);
     });
 
     it(`${type}: rejects invalid values with a ValidationError naming the place`, () => {
@@ -104,6 +104,11 @@ describe('field types', () => {
     cyclic.self = cyclic;
     expect(() => encodeValue('object', cyclic)).toThrowError(/circular/);
     expect(() => encodeValue('object', { [Symbol('s')]: 1 })).toThrowError(/symbol-keyed/);
+  });
+
+  it('stores negative zero as 0, as JSON does', () => {
+    expect(Object.is(encodeValue('number', -0), 0)).toBe(true);
+    expect(Object.is(encodeValue('integer', -0), 0)).toBe(true);
   });
 
   it('accepts a null-prototype object and strings over 1 MB', () => {
