@@ -124,19 +124,19 @@ export function verifyJwt(
     return {
       ok: false,
       reason: 'malformed',
-      message: `JWSError (CompactDecodeError Invalid number of parts: Expected 3 parts; got ${parts.length})`,
+      message: `Expected 3 parts in JWT; got ${parts.length}`,
     };
   }
   const [head, payload, signature] = parts as [string, string, string];
   const header = decodeJson(head);
   const claims = decodeJson(payload);
   if (!isObject(header) || !isObject(claims)) {
-    return { ok: false, reason: 'malformed', message: 'JWSError (CompactDecodeError Invalid JSON)' };
+    return { ok: false, reason: 'malformed', message: "JWT couldn't be decoded" };
   }
   const expected = hmac(secret, `${head}.${payload}`);
   const given = Buffer.from(signature, 'base64url');
   if (header.alg !== 'HS256' || given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return { ok: false, reason: 'signature', message: 'JWSError JWSInvalidSignature' };
+    return { ok: false, reason: 'signature', message: 'JWT cryptographic operation failed' };
   }
   const exp = claims.exp;
   if (exp !== undefined && (typeof exp !== 'number' || exp <= now)) {

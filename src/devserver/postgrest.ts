@@ -408,6 +408,25 @@ export async function handleRpc(
       sendJson(req, res, error.status, error.body);
       return;
     }
+    if (isPostgresError(error) && error.code === 'PGRST') {
+      const custom = customRaise(error.message, error.detail);
+      if (custom !== undefined) {
+        sendJson(req, res, custom.status, custom.body, custom.headers);
+        return;
+      }
+      sendJson(
+        req,
+        res,
+        500,
+        errorBody(
+          'PGRST121',
+          "Could not parse JSON in the RAISE SQLSTATE 'PGRST' error",
+          `Invalid JSON value for MESSAGE or DETAIL: '${error.message}'`,
+          'MESSAGE must be a JSON object with obligatory keys: \'code\', \'message\' and optional keys: \'details\', \'hint\'. DETAIL must be a JSON object with obligatory keys: \'status\', \'headers\' and optional key: \'status_text\'.',
+        ),
+      );
+      return;
+    }
     if (isPostgresError(error)) {
       if (error.code === '42883') ctx.schemaCache.forget(schema, fnName);
       sendJson(
@@ -441,6 +460,37 @@ export async function handleRpc(
     headers['Content-Range'] = outcome.count === 0 ? '*/*' : `0-${outcome.count - 1}/*`;
   }
   send(req, res, 200, outcome.body ?? 'null', headers);
+}
+
+/**
+ * PostgREST's full response control: `raise sqlstate 'PGRST' using message = '{"code":…,
+ * "message":…}', detail = '{"status":…,"headers":{…}}'`.
+ */
+function customRaise(
+  message: string,
+  detail: string | undefined,
+): { status: number; body: PostgrestErrorBody; headers: Record<string, string> } | undefined {
+  try {
+    const m = JSON.parse(message) as Record<string, unknown>;
+    const d = JSON.parse(detail ?? '') as Record<string, unknown>;
+    if (typeof m.code !== 'string' || typeof m.message !== 'string' || typeof d.status !== 'number') return undefined;
+    const headers: Record<string, string> = {};
+    if (typeof d.headers === 'object' && d.headers !== null) {
+      for (const [k, v] of Object.entries(d.headers)) if (typeof v === 'string') headers[k] = v;
+    }
+    return {
+      status: d.status,
+      body: errorBody(
+        m.code,
+        m.message,
+        typeof m.details === 'string' ? m.details : null,
+        typeof m.hint === 'string' ? m.hint : null,
+      ),
+      headers,
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 function lowerCaseHeaders(req: IncomingMessage): Record<string, string> {

@@ -1,13 +1,13 @@
 import { AuthApiError, AuthSessionMissingError, AuthWeakPasswordError } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DevServer, signJwt, startDevServer, verifyJwt } from '../../src/devserver/index.js';
-import { client } from './helpers.js';
+import { BOOT_TIMEOUT_MS, client } from './helpers.js';
 
 let server: DevServer;
 
 beforeAll(async () => {
   server = await startDevServer({ port: 0, accessTokenTtl: 120 });
-});
+}, BOOT_TIMEOUT_MS);
 
 afterAll(async () => {
   await server?.stop();
@@ -101,15 +101,19 @@ describe('sign-up and sign-in', () => {
     expect(claims.ok && claims.claims.is_anonymous).toBe(true);
   });
 
-  it('refuses anonymous sign-ins when they are disabled', async () => {
-    const other = await startDevServer({ port: 0, anonymousSignIns: false });
-    try {
-      const { error } = await client(other).auth.signInAnonymously();
-      expect(error).toMatchObject({ status: 422, code: 'anonymous_provider_disabled' });
-    } finally {
-      await other.stop();
-    }
-  });
+  it(
+    'refuses anonymous sign-ins when they are disabled',
+    async () => {
+      const other = await startDevServer({ port: 0, anonymousSignIns: false });
+      try {
+        const { error } = await client(other).auth.signInAnonymously();
+        expect(error).toMatchObject({ status: 422, code: 'anonymous_provider_disabled' });
+      } finally {
+        await other.stop();
+      }
+    },
+    BOOT_TIMEOUT_MS,
+  );
 });
 
 describe('sessions', () => {

@@ -2,7 +2,7 @@ import type { RealtimePostgresChangesPayload } from '@supabase/supabase-js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DevServer, startDevServer } from '../../src/devserver/index.js';
-import { client, signedUp, subscribed, waitFor } from './helpers.js';
+import { BOOT_TIMEOUT_MS, client, signedUp, subscribed, waitFor } from './helpers.js';
 
 /**
  * One contract suite over both engines: PGlite in memory always, and a real PostgreSQL
@@ -65,7 +65,7 @@ describe.each(engines)('dev server on $name', (engine) => {
   beforeAll(async () => {
     handle = await engine.open();
     server = await startDevServer({ port: 0, database: handle.database });
-  });
+  }, BOOT_TIMEOUT_MS);
 
   afterAll(async () => {
     await server?.stop();
@@ -179,7 +179,7 @@ if (databaseUrl !== undefined) {
         startDevServer({ port: 0, database: handle.database }),
         startDevServer({ port: 0, database: handle.database }),
       ]);
-    });
+    }, BOOT_TIMEOUT_MS);
 
     afterAll(async () => {
       await first?.stop();

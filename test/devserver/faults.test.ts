@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { AuthRetryableFetchError } from '@supabase/supabase-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type DevServer, startDevServer } from '../../src/devserver/index.js';
-import { client, RawSocket, signedUp } from './helpers.js';
+import { BOOT_TIMEOUT_MS, client, RawSocket, signedUp } from './helpers.js';
 
 let server: DevServer;
 
 beforeAll(async () => {
   server = await startDevServer({ port: 0 });
-});
+}, BOOT_TIMEOUT_MS);
 
 afterEach(() => server.faults.reset());
 
@@ -122,43 +122,53 @@ describe('restart', () => {
     expect((await a.sb.auth.refreshSession()).error).toBeNull();
   });
 
-  it('persists a PGlite directory across restart and a new server, applying migrations once', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'userdb-dev-'));
-    try {
-      const first = await startDevServer({ port: 0, database: dir });
-      const sb = client(first);
-      const { data } = await sb.auth.signUp({ email: 'persist@example.com', password: 'password-123' });
-      await sb.rpc('userdb_init');
-      await sb.rpc('userdb_set', { path: ['tables', 't'], value: table('kept') });
-      await first.restart();
-      expect((await sb.rpc('userdb_get', { path: ['tables', 't', 'v'] })).data).toBe('kept');
-      await first.stop();
-
-      const second = await startDevServer({ port: 0, database: dir, jwtSecret: first.jwtSecret });
+  it(
+    'persists a PGlite directory across restart and a new server, applying migrations once',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'userdb-dev-'));
       try {
-        const again = client(second);
-        const signIn = await again.auth.signInWithPassword({
-          email: 'persist@example.com',
-          password: 'password-123',
-        });
-        expect(signIn.data.user?.id).toBe(data.user!.id);
-        expect((await again.rpc('userdb_get', { path: ['tables', 't', 'v'] })).data).toBe('kept');
-        const migrations = await second.db.query('select version from supabase_migrations.schema_migrations');
-        expect(migrations.length).toBeGreaterThan(0);
-        expect(new Set(migrations.map((m) => m.version)).size).toBe(migrations.length);
+        const first = await startDevServer({ port: 0, database: dir });
+        const sb = client(first);
+        const { data } = await sb.auth.signUp({ email: 'persist@example.com', password: 'password-123' });
+        await sb.rpc('userdb_init');
+        await sb.rpc('userdb_set', { path: ['tables', 't'], value: table('kept') });
+        await first.restart();
+        expect((await sb.rpc('userdb_get', { path: ['tables', 't', 'v'] })).data).toBe('kept');
+        await first.stop();
+
+        const second = await startDevServer({ port: 0, database: dir, jwtSecret: first.jwtSecret });
+        try {
+          const again = client(second);
+          const signIn = await again.auth.signInWithPassword({
+            email: 'persist@example.com',
+            password: 'password-123',
+          });
+          expect(signIn.data.user?.id).toBe(data.user!.id);
+          expect((await again.rpc('userdb_get', { path: ['tables', 't', 'v'] })).data).toBe('kept');
+          const migrations = await second.db.query(
+            'select version from supabase_migrations.schema_migrations',
+          );
+          expect(migrations.length).toBeGreaterThan(0);
+          expect(new Set(migrations.map((m) => m.version)).size).toBe(migrations.length);
+        } finally {
+          await second.stop();
+        }
       } finally {
-        await second.stop();
+        rmSync(dir, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 120_000);
+    },
+    BOOT_TIMEOUT_MS,
+  );
 });
 
 describe('start-up failures', () => {
-  it('rejects when the port is taken, and releases what it opened', async () => {
-    const port = Number(new URL(server.url).port);
-    await expect(startDevServer({ port })).rejects.toThrow(/EADDRINUSE/);
-    expect((await client(server).rpc('no_such_fn')).status).toBe(404);
-  });
+  it(
+    'rejects when the port is taken, and releases what it opened',
+    async () => {
+      const port = Number(new URL(server.url).port);
+      await expect(startDevServer({ port })).rejects.toThrow(/EADDRINUSE/);
+      expect((await client(server).rpc('no_such_fn')).status).toBe(404);
+    },
+    BOOT_TIMEOUT_MS,
+  );
 });

@@ -132,3 +132,6 @@ export class RawSocket {
     this.ws.close();
   }
 }
+
+/** Time allowed to boot a dev server in a hook: PGlite takes seconds, more on a loaded CI machine. */
+export const BOOT_TIMEOUT_MS = 180_000;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { DEFAULT_JWT_SECRET, type DevServer, signJwt, startDevServer } from '../../src/devserver/index.js';
-import { RawSocket, signedUp, waitFor } from './helpers.js';
+import { BOOT_TIMEOUT_MS, RawSocket, signedUp, waitFor } from './helpers.js';
 
 let server: DevServer;
 let token: string;
@@ -12,7 +12,7 @@ beforeAll(async () => {
   const user = await signedUp(server);
   token = user.token;
   userId = user.id;
-});
+}, BOOT_TIMEOUT_MS);
 
 afterAll(async () => {
   await server?.stop();

@@ -2,7 +2,7 @@ import type { RealtimePostgresChangesPayload, SupabaseClient } from '@supabase/s
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DevServer, signJwt, startDevServer } from '../../src/devserver/index.js';
 import { matchesFilter, parseFilter } from '../../src/devserver/realtime/filter.js';
-import { client, RawSocket, signedUp, subscribed, waitFor } from './helpers.js';
+import { BOOT_TIMEOUT_MS, client, RawSocket, signedUp, subscribed, waitFor } from './helpers.js';
 
 type Change = RealtimePostgresChangesPayload<Record<string, unknown>>;
 type User = { sb: SupabaseClient; id: string; token: string };
@@ -17,7 +17,7 @@ beforeAll(async () => {
     create policy "own notes" on public.notes for select using ((select auth.uid()) = owner);
     alter publication supabase_realtime add table public.notes;
   `);
-});
+}, BOOT_TIMEOUT_MS);
 
 afterAll(async () => {
   await server?.stop();

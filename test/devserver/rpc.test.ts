@@ -1,7 +1,7 @@
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DevServer, signJwt, startDevServer, statusForSqlState } from '../../src/devserver/index.js';
-import { client, signedUp } from './helpers.js';
+import { BOOT_TIMEOUT_MS, client, signedUp } from './helpers.js';
 
 let server: DevServer;
 let alice: { sb: SupabaseClient; id: string; token: string };
@@ -24,6 +24,11 @@ const FIXTURES = `
     insert into public.fixture_items values (1); insert into public.fixture_items values (1) $$;
   create function public.fx_private() returns int language sql as $$ select 1 $$;
   revoke execute on function public.fx_private() from public, anon, authenticated;
+  create function public.fx_pgrst() returns void language plpgsql as $$
+    begin raise sqlstate 'PGRST' using
+      message = '{"code":"TEA","message":"short and stout","hint":"tip me over"}',
+      detail = '{"status":418,"headers":{"X-Teapot":"yes"}}';
+    end $$;
   create function public.fx_body(jsonb) returns jsonb language sql as $$ select $1 $$;
   create function public.fx_whoami() returns json language sql stable as $$
     select json_build_object('role', current_user, 'uid', auth.uid(), 'method', current_setting('request.method', true)) $$;
@@ -34,7 +39,7 @@ beforeAll(async () => {
   await server.db.exec(FIXTURES);
   alice = await signedUp(server);
   bob = await signedUp(server);
-});
+}, BOOT_TIMEOUT_MS);
 
 afterAll(async () => {
   await server?.stop();
@@ -208,6 +213,21 @@ describe('error mapping', () => {
     const res = await alice.sb.rpc('fx_raise', { code });
     expect(res.status).toBe(status);
     expect(res.error).toEqual({ code, message: `boom ${code}`, details: 'the detail', hint: 'the hint' });
+  });
+
+  it("gives full response control to raise sqlstate 'PGRST', as PostgREST does", async () => {
+    const res = await alice.sb.rpc('fx_pgrst');
+    expect(res.status).toBe(418);
+    expect(res.error).toEqual({
+      code: 'TEA',
+      message: 'short and stout',
+      details: null,
+      hint: 'tip me over',
+    });
+    const direct = await raw('/rest/v1/rpc/fx_pgrst', {
+      headers: { authorization: `Bearer ${alice.token}` },
+    });
+    expect(direct.headers.get('x-teapot')).toBe('yes');
   });
 
   it('maps 23505 to 409', async () => {
