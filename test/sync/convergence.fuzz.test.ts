@@ -1,0 +1,204 @@
+/**
+ * Convergence fuzz: three devices of one user edit at random (insert, update, delete, create a
+ * table, transactions), go offline and online, lose responses after commit and get their sockets
+ * cut. At quiescence every device must hold the server's document, and every edit nobody overrode
+ * must be in it. The three devices live through all cases: each case starts from the quiescent
+ * state the previous one ended in.
+ *
+ * Seeded and reproducible: the seed is printed; `FUZZ_SEED=<seed> FUZZ_RUNS=<n>` replays/extends.
+ */
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DevServer, startDevServer } from '../../src/devserver/index.js';
+import { UserDbError } from '../../src/errors.js';
+import { converged, type Device, newUser, openDevice, serverDoc } from './helpers/devices.js';
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 50);
+const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+const KEYS = ['k0', 'k1', 'k2', 'k3'];
+const TABLES = ['projects', 'notes'] as const;
+const NOTES_SCHEMA = {
+  fields: [
+    { name: 'id', type: 'string' as const },
+    { name: 'title', type: 'string' as const },
+    { name: 'status', type: 'string' as const },
+  ],
+  primaryKey: ['id'],
+};
+
+type Table = (typeof TABLES)[number];
+type Edit =
+  | { kind: 'insert'; table: Table; key: string }
+  | { kind: 'update'; table: Table; key: string; field: 'title' | 'status' }
+  | { kind: 'delete'; table: Table; key: string }
+  | { kind: 'createTable' };
+type Action =
+  | { kind: 'edit'; device: number; edit: Edit }
+  | { kind: 'transaction'; device: number; edits: Edit[] }
+  | { kind: 'offline'; device: number; offline: boolean }
+  | { kind: 'dropResponse' }
+  | { kind: 'cutSockets' }
+  | { kind: 'wait'; ms: number };
+
+const table = fc.constantFrom<Table>(...TABLES);
+const key = fc.constantFrom(...KEYS);
+const edit: fc.Arbitrary<Edit> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('insert' as const), table, key }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('update' as const),
+      table,
+      key,
+      field: fc.constantFrom('title' as const, 'status' as const),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), table, key }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'createTable' as const }) },
+);
+const device = fc.integer({ min: 0, max: 2 });
+const action: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant('edit' as const), device, edit }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('transaction' as const),
+      device,
+      edits: fc.array(edit, { minLength: 2, maxLength: 3 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('offline' as const), device, offline: fc.boolean() }),
+  },
+  { weight: 1, arbitrary: fc.constant({ kind: 'dropResponse' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'cutSockets' as const }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 40 }) }),
+  },
+);
+
+/** What the devices did: per row key, who deleted it; per cell, the values each device wrote last. */
+class Model {
+  readonly deleted = new Set<string>();
+  readonly writes = new Map<string, Map<number, string>>();
+  readonly inserted = new Map<string, Set<number>>();
+
+  write(dev: number, t: Table, k: string, field: string, value: string): void {
+    const cell = `${t}/${k}/${field}`;
+    const byDevice = this.writes.get(cell) ?? new Map<number, string>();
+    byDevice.set(dev, value);
+    this.writes.set(cell, byDevice);
+  }
+}
+
+let counter = 0;
+
+/** Runs one edit on a device; returns the model effects to record if its write commits. */
+async function runEdit(d: Device, dev: number, e: Edit, effects: ((m: Model) => void)[]): Promise<void> {
+  const db = d.db;
+  try {
+    if (e.kind === 'createTable') {
+      const schemas = await db.tableSchemas();
+      if (schemas.notes !== undefined) return;
+      await db.createTable('notes', NOTES_SCHEMA);
+      return;
+    }
+    const schemas = await db.tableSchemas();
+    if (schemas[e.table] === undefined) return;
+    const t = e.table === 'projects' ? db.table('projects') : db.untypedTable('notes');
+    counter += 1;
+    const value = `d${dev}-w${counter}`;
+    if (e.kind === 'insert') {
+      if ((await t.get(e.key)) !== undefined) return;
+      await t.insert({ id: e.key, title: value, status: value });
+      effects.push((m) => {
+        m.write(dev, e.table, e.key, 'title', value);
+        m.write(dev, e.table, e.key, 'status', value);
+        const who = m.inserted.get(`${e.table}/${e.key}`) ?? new Set<number>();
+        who.add(dev);
+        m.inserted.set(`${e.table}/${e.key}`, who);
+      });
+    } else if (e.kind === 'update') {
+      if ((await t.get(e.key)) === undefined) return;
+      await t.update(e.key, { [e.field]: value });
+      effects.push((m) => m.write(dev, e.table, e.key, e.field, value));
+    } else {
+      if (!(await t.delete(e.key))) return;
+      effects.push((m) => m.deleted.add(`${e.table}/${e.key}`));
+    }
+  } catch (err) {
+    // a row or table that a concurrent local change removed: not an edit
+    if (!(err instanceof UserDbError) || !['not_found', 'duplicate_key', 'schema'].includes(err.code))
+      throw err;
+  }
+}
+
+let server: DevServer;
+const devices: Device[] = [];
+
+beforeAll(async () => {
+  server = await startDevServer({ port: 0 });
+  const user = await newUser(server);
+  for (let i = 0; i < 3; i++) devices.push(await openDevice(server, user));
+});
+afterAll(async () => {
+  for (const d of devices) await d.close();
+  await server?.stop();
+});
+
+describe('convergence fuzz', () => {
+  it(`3 devices converge with every uncontested edit kept (runs=${RUNS}, seed=${SEED})`, async () => {
+    console.log(`convergence fuzz: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS}`);
+    await fc.assert(
+      fc.asyncProperty(fc.array(action, { minLength: 4, maxLength: 14 }), async (actions) => {
+        // each case starts from the quiescent state the previous one ended in
+        server.faults.reset();
+        const model = new Model();
+        {
+          for (const a of actions) {
+            if (a.kind === 'edit' || a.kind === 'transaction') {
+              const d = devices[a.device] as Device;
+              const effects: ((m: Model) => void)[] = [];
+              if (a.kind === 'edit') await runEdit(d, a.device, a.edit, effects);
+              else {
+                await d.db.transaction(async () => {
+                  for (const e of a.edits) await runEdit(d, a.device, e, effects);
+                });
+              }
+              for (const effect of effects) effect(model);
+            } else if (a.kind === 'offline') devices[a.device]?.setOffline(a.offline);
+            else if (a.kind === 'dropResponse') server.faults.dropResponseAfterCommit(1);
+            else if (a.kind === 'cutSockets') server.faults.closeAllSockets();
+            else await new Promise((resolve) => setTimeout(resolve, a.ms));
+          }
+          // quiescence: everyone online, no more faults
+          server.faults.reset();
+          for (const d of devices) d.setOffline(false);
+          await converged(devices, 30_000);
+          const doc = (await serverDoc(devices[0]?.sb as Device['sb'])) as {
+            tables: Record<string, { schema: { fields: { name: string }[] }; rows: string[][] }>;
+          };
+          for (const [cell, byDevice] of model.writes) {
+            const [t, k, field] = cell.split('/') as [string, string, string];
+            if (model.deleted.has(`${t}/${k}`)) continue;
+            const tbl = doc.tables[t];
+            expect(tbl, `table ${t}`).toBeDefined();
+            const col = tbl?.schema.fields.findIndex((f) => f.name === field) ?? -1;
+            const row = tbl?.rows.find((r) => r[0] === k);
+            expect(row, `row ${t}/${k}`).toBeDefined();
+            const value = row?.[col];
+            if (byDevice.size === 1) {
+              // nobody else wrote this cell: the last write of its only writer is there
+              expect(value, cell).toBe([...byDevice.values()][0]);
+            } else {
+              expect([...byDevice.values()], cell).toContain(value);
+            }
+          }
+        }
+      }),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+  }, 600_000);
+});
