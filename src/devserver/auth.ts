@@ -194,6 +194,9 @@ export class AuthService {
       } else if (path === '/user' && method === 'GET') {
         const { userId } = await this.#requireUser(req);
         sendJson(req, res, 200, await this.#loadUser(this.#o.db, userId), versionHeaders);
+      } else if (path === '/user' && method === 'PUT') {
+        const { userId } = await this.#requireUser(req);
+        sendJson(req, res, 200, await this.#updateUser(userId, await this.#json(req)), versionHeaders);
       } else if (path === '/logout' && method === 'POST') {
         await this.#logout(req, url.searchParams.get('scope') ?? 'global');
         send(req, res, 204, undefined, versionHeaders);
@@ -291,6 +294,84 @@ export class AuthService {
         // Two sign-ups racing for one email: the unique index decides, GoTrue's answer follows.
         if (isPostgresError(error) && error.code === '23505') {
           throw new AuthHttpError(422, 'user_already_exists', 'User already registered');
+        }
+        throw error;
+      });
+  }
+
+  async #updateUser(userId: string, body: Record<string, unknown>): Promise<AuthUser> {
+    const email = typeof body.email === 'string' ? body.email.trim().toLowerCase() : undefined;
+    const password = typeof body.password === 'string' ? body.password : undefined;
+    const data = isRecord(body.data) ? body.data : undefined;
+    if (email !== undefined && !EMAIL.test(email)) {
+      throw new AuthHttpError(400, 'validation_failed', 'Unable to validate email address: invalid format');
+    }
+    if (password !== undefined && password.length < 6) {
+      throw new AuthHttpError(422, 'weak_password', 'Password should be at least 6 characters.', {
+        weak_password: { reasons: ['length'] },
+      });
+    }
+    const current = await this.#o.db.query<{ encrypted_password: string | null }>(
+      'select encrypted_password from auth.users where id = $1',
+      [userId],
+    );
+    const stored = current[0]?.encrypted_password ?? null;
+    if (password !== undefined && stored !== null && (await verifyPassword(password, stored))) {
+      throw new AuthHttpError(
+        422,
+        'same_password',
+        'New password should be different from the old password.',
+      );
+    }
+    const hash = password === undefined ? null : await hashPassword(password);
+    return this.#o.db
+      .transaction(async (tx) => {
+        if (data !== undefined) {
+          // GoTrue merges user metadata: given keys replace, null values remove.
+          await tx.query(
+            `update auth.users set raw_user_meta_data = jsonb_strip_nulls(coalesce(raw_user_meta_data, '{}'::jsonb) || $2::jsonb),
+               updated_at = now() where id = $1`,
+            [userId, JSON.stringify(data)],
+          );
+        }
+        if (hash !== null) {
+          await tx.query('update auth.users set encrypted_password = $2, updated_at = now() where id = $1', [
+            userId,
+            hash,
+          ]);
+        }
+        if (email !== undefined) {
+          const taken = await tx.query('select 1 from auth.users where email = $1 and id <> $2', [
+            email,
+            userId,
+          ]);
+          if (taken.length > 0) {
+            throw new AuthHttpError(
+              422,
+              'email_exists',
+              'A user with this email address has already been registered',
+            );
+          }
+          // Email changes are confirmed at once (no mailer); an anonymous user becomes permanent.
+          await tx.query(
+            `update auth.users set email = $2, email_confirmed_at = coalesce(email_confirmed_at, now()),
+               is_anonymous = false,
+               raw_app_meta_data = case when is_anonymous then '{"provider":"email","providers":["email"]}'::jsonb
+                                        else raw_app_meta_data end,
+               updated_at = now()
+             where id = $1`,
+            [userId, email],
+          );
+        }
+        return this.#loadUser(tx, userId);
+      })
+      .catch((error: unknown) => {
+        if (isPostgresError(error) && error.code === '23505') {
+          throw new AuthHttpError(
+            422,
+            'email_exists',
+            'A user with this email address has already been registered',
+          );
         }
         throw error;
       });

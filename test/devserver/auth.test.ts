@@ -202,6 +202,42 @@ describe('sessions', () => {
     expect(user.error).toBeInstanceOf(AuthSessionMissingError);
   });
 
+  it('updates the user: metadata merged, password changed, an anonymous user made permanent', async () => {
+    const sb = client(server);
+    await sb.auth.signUp({
+      email: 'gina@example.com',
+      password: 'password-123',
+      options: { data: { a: 1, b: 2 } },
+    });
+    const events: string[] = [];
+    sb.auth.onAuthStateChange((event) => events.push(event));
+    const meta = await sb.auth.updateUser({ data: { b: null, c: 3 } });
+    expect(meta.error).toBeNull();
+    expect(meta.data.user?.user_metadata).toEqual({ a: 1, c: 3 });
+    expect(events).toContain('USER_UPDATED');
+    const same = await sb.auth.updateUser({ password: 'password-123' });
+    expect(same.error).toMatchObject({ status: 422, code: 'same_password' });
+    expect((await sb.auth.updateUser({ password: 'password-456' })).error).toBeNull();
+    const relogin = await client(server).auth.signInWithPassword({
+      email: 'gina@example.com',
+      password: 'password-456',
+    });
+    expect(relogin.error).toBeNull();
+    const taken = await sb.auth.updateUser({ email: 'bob@example.com' });
+    expect(taken.error).toMatchObject({ status: 422, code: 'email_exists' });
+
+    const anon = client(server);
+    await anon.auth.signInAnonymously();
+    const upgraded = await anon.auth.updateUser({ email: 'was-anon@example.com', password: 'password-123' });
+    expect(upgraded.error).toBeNull();
+    expect(upgraded.data.user).toMatchObject({ email: 'was-anon@example.com', is_anonymous: false });
+    const signIn = await client(server).auth.signInWithPassword({
+      email: 'was-anon@example.com',
+      password: 'password-123',
+    });
+    expect(signIn.data.user?.id).toBe(upgraded.data.user?.id);
+  });
+
   it('uses the legacy GoTrue error shape without the API version header', async () => {
     const res = await fetch(`${server.url}/auth/v1/token?grant_type=password`, {
       method: 'POST',
