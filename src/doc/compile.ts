@@ -23,7 +23,7 @@ import { getOwn, hasOwn, jsonEqual, setOwn } from './json.js';
 import {
   applyParsedOp,
   badPatch,
-  checkCellValue,
+  checkCellOp,
   checkRowValue,
   KeyedDraft,
   type ParsedOp,
@@ -103,25 +103,9 @@ class TableCursor {
     // cell: replace or test
     const field = p.path.field as string;
     const slot = this.slotOf(p);
-    checkCellValue(p, schema);
     const row = this.current(slot);
-    const current = getOwn(row, field) ?? null;
+    if (!checkCellOp(p, schema, row)) return;
     const value = (op as { value: Json }).value;
-    if (jsonEqual(current, value)) return;
-    if (op.op === 'test') {
-      throw badPatch(p.index, op, `test failed: the value is ${JSON.stringify(current)}`, {
-        table: this.name,
-        key,
-        field,
-      });
-    }
-    if (schema.primaryKey.includes(field)) {
-      throw badPatch(p.index, op, 'a primary key field cannot be replaced (remove and add the row)', {
-        table: this.name,
-        key,
-        field,
-      });
-    }
     this.touched.set(slot, { ...row, [field]: value });
     out.push({
       op: 'replace',

@@ -159,6 +159,32 @@ export function checkCellValue(p: ParsedOp, schema: TableSchema): FieldDef {
   return def;
 }
 
+/**
+ * Checks a cell op (`replace` or `test`) against the row it addresses. Returns true when it changes
+ * the row, false when it does not (a passing test, or the same value); throws `bad_patch` otherwise.
+ */
+export function checkCellOp(p: ParsedOp, schema: TableSchema, row: Row): boolean {
+  const { table, row: key, field } = p.path;
+  checkCellValue(p, schema);
+  const current = getOwn(row, field as string) ?? null;
+  if (jsonEqual(current, (p.op as { value: Json }).value)) return false;
+  if (p.op.op === 'test') {
+    throw badPatch(p.index, p.op, `test failed: the value is ${JSON.stringify(current)}`, {
+      table,
+      key,
+      field,
+    });
+  }
+  if (schema.primaryKey.includes(field as string)) {
+    throw badPatch(p.index, p.op, 'a primary key field cannot be replaced (remove and add the row)', {
+      table,
+      key,
+      field,
+    });
+  }
+  return true;
+}
+
 /** Checks a new table value for `add /tables/{t}` and returns a clean copy. */
 export function checkTableValue(p: ParsedOp): KeyedTable {
   const { table } = p.path;
@@ -336,25 +362,8 @@ export function applyParsedOp(draft: KeyedDraft, p: ParsedOp): void {
       const field = path.field as string;
       const old = getOwn(table.rows, key);
       if (old === undefined) throw badPatch(index, op, 'no such row', { table: name, key, field });
-      checkCellValue(p, table.schema);
-      const current = getOwn(old, field) ?? null;
-      const value = (op as { value: Json }).value;
-      if (jsonEqual(current, value)) return;
-      if (op.op === 'test') {
-        throw badPatch(index, op, `test failed: the value is ${JSON.stringify(current)}`, {
-          table: name,
-          key,
-          field,
-        });
-      }
-      if (table.schema.primaryKey.includes(field)) {
-        throw badPatch(index, op, 'a primary key field cannot be replaced (remove and add the row)', {
-          table: name,
-          key,
-          field,
-        });
-      }
-      setOwn(draft.writable(name).rows, key, { ...old, [field]: value });
+      if (!checkCellOp(p, table.schema, old)) return;
+      setOwn(draft.writable(name).rows, key, { ...old, [field]: (op as { value: Json }).value });
       return;
     }
   }
