@@ -217,10 +217,30 @@ export class RealtimeServer {
           ws.close(1007, 'invalid frame');
           return;
         }
-        this.#handle(client, message);
+        try {
+          this.#handle(client, message);
+        } catch {
+          this.#crash(client, message.topic);
+        }
       });
       ws.on('close', () => this.#forget(client));
       ws.on('error', () => this.#drop(client));
+    });
+  }
+
+  /** What Phoenix does when a channel process crashes: `phx_error` to the client, channel gone. */
+  #crash(client: Client, topic: string): void {
+    const channel = client.channels.get(topic);
+    if (channel !== undefined) {
+      clearTimeout(channel.expiryTimer);
+      client.channels.delete(topic);
+    }
+    this.#send(client, {
+      join_ref: channel?.joinRef ?? null,
+      ref: channel?.joinRef ?? null,
+      topic,
+      event: 'phx_error',
+      payload: {},
     });
   }
 
