@@ -32,6 +32,8 @@ export interface LocalConfig {
   queryRuns: number;
   /** Updates per size issued right after a push was stored (workload 1). */
   afterPushRuns: (rows: number) => number;
+  /** Start-ups with pending edits (workload 4): document size (one of `sizes`), edit counts, runs. */
+  pendingAt: { rows: number; edits: number[]; runs: number };
   /** Start-ups per size (workload 4). */
   startRuns: (rows: number) => number;
   /** Called with a line of progress. */
@@ -296,6 +298,53 @@ async function startAt(backend: Backend, rows: number, runs: number): Promise<Fi
   ];
 }
 
+/**
+ * Workload 4 with edits not yet pushed: `pending` one-field updates (one outbox row each, as made
+ * offline) on a `rows`-row document, then open → first query result. The outbox is replayed on the
+ * base at every open; the figure is compared with the same open without pending edits.
+ */
+async function startWithPending(
+  backend: Backend,
+  rows: number,
+  pending: number,
+  runs: number,
+  clean: number,
+): Promise<Figure> {
+  const place = backend.fresh();
+  await seed(place, rows);
+  const rng = mulberry32(9009 + pending);
+  {
+    const db = await open(place);
+    const items = db.table(TABLE);
+    for (let i = 0; i < pending; i++)
+      await items.update(keyOf(randInt(rng, rows)), { title: `offline ${i}` });
+    await db.close();
+  }
+  const samples: number[] = [];
+  for (let i = 0; i < runs + 1; i++) {
+    const t = now();
+    const db = await open(place);
+    const first = await db.table(TABLE).query().limit(50).toArray();
+    const dt = now() - t;
+    if (first.length !== 50) throw new Error('start-up query returned the wrong rows');
+    await db.close();
+    if (i > 0) samples.push(dt);
+    await tick();
+  }
+  await backend.dispose(place);
+  const s = summarize(samples);
+  return timing(
+    4,
+    `start-up ${label(rows)} rows + ${label(pending)} pending edits: open → first query result`,
+    s,
+    {
+      ratio: s.p50 / clean,
+      ratioOf: `vs ${label(rows)} rows, none pending`,
+      note: 'the outbox is replayed on the base at every open (and after every push or pull)',
+    },
+  );
+}
+
 /** Runs workloads 1–4 and returns their figures in plan order. */
 export async function localWorkloads(backend: Backend, cfg: LocalConfig): Promise<Figure[]> {
   const w1: Figure[] = [];
@@ -363,6 +412,13 @@ export async function localWorkloads(backend: Backend, cfg: LocalConfig): Promis
   for (const rows of cfg.sizes) {
     cfg.log(`4: start-up at ${label(rows)} rows`);
     w4.push(...(await startAt(backend, rows, cfg.startRuns(rows))));
+  }
+  const pendingRows = cfg.pendingAt.rows;
+  const clean =
+    w4.find((f) => f.name.startsWith(`start-up ${label(pendingRows)} rows:`))?.value ?? Number.NaN;
+  for (const pending of cfg.pendingAt.edits) {
+    cfg.log(`4: start-up at ${label(pendingRows)} rows with ${label(pending)} pending edits`);
+    w4.push(await startWithPending(backend, pendingRows, pending, cfg.pendingAt.runs, clean));
   }
   return [...w1, ...w1list, ...w1push, ...w2, ...w3, ...w4];
 }
