@@ -28,9 +28,10 @@ export interface RpcRecord {
 /** A device: local database, sync engine, client, and what went over its wire. */
 export interface Device {
   db: UserDb<typeof schema.definition>;
-  engine: SyncEngine;
   sb: SupabaseClient;
   rpcs: RpcRecord[];
+  /** Resolves once every write made before the call is on the server. */
+  flush(): Promise<void>;
   setOffline(offline: boolean): void;
   /** Resolves when the engine is idle with nothing pending. */
   settled(timeoutMs?: number): Promise<void>;
@@ -107,8 +108,8 @@ export async function openDevice(server: ServerAddress, user: User, sync: SyncOp
   });
   const device: Device = {
     db,
-    engine,
     sb,
+    flush: () => engine.flush(),
     rpcs,
     setOffline(offline) {
       gate.offline = offline;
@@ -118,9 +119,11 @@ export async function openDevice(server: ServerAddress, user: User, sync: SyncOp
       new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           sub.unsubscribe();
-          reject(new Error(`device did not settle within ${timeoutMs} ms: ${JSON.stringify(engine.status)}`));
+          reject(new Error(`device did not settle within ${timeoutMs} ms: ${JSON.stringify(last)}`));
         }, timeoutMs);
+        let last: SyncStatus | undefined;
         const sub = engine.status$.subscribe((s: SyncStatus) => {
+          last = s;
           if (s.state === 'idle' && s.pendingCount === 0 && s.leader && s.lastSyncedAt !== null) {
             clearTimeout(timer);
             queueMicrotask(() => sub.unsubscribe());

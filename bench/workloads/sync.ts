@@ -40,7 +40,7 @@ function sumBytes(records: readonly RpcRecord[], fn: string): { calls: number; b
 
 async function seeded(device: Device, rows: number): Promise<void> {
   await device.db.import(makeDoc(rows));
-  await device.engine.flush();
+  await device.flush();
   await device.settled();
 }
 
@@ -64,7 +64,7 @@ async function wire(server: ServerAddress, o: SyncBenchOptions): Promise<Figure[
       const mark = a.rpcs.length;
       const t0 = now();
       await items.update(keyOf(randInt(rng, rows)), { title: `wire edit ${i}` });
-      await a.engine.flush();
+      await a.flush();
       const dt = now() - t0;
       const sent = sumBytes(a.rpcs.slice(mark), 'userdb_patch');
       if (sent.calls !== 1) throw new Error(`expected one userdb_patch per edit, saw ${sent.calls}`);
@@ -84,7 +84,7 @@ async function wire(server: ServerAddress, o: SyncBenchOptions): Promise<Figure[
       paced.push(now() - t0);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    await a.engine.flush();
+    await a.flush();
     const pushesWhilePaced = sumBytes(a.rpcs.slice(markPaced), 'userdb_patch').calls;
     // The naive design (SEED.md): replace the whole rows array, as another user on the same server.
     const naiveUser = await newUser(server);
@@ -159,7 +159,7 @@ async function wire(server: ServerAddress, o: SyncBenchOptions): Promise<Figure[
     const mark = a.rpcs.length;
     const t0 = now();
     a.setOffline(false);
-    await a.engine.flush();
+    await a.flush();
     const flushTime = now() - t0;
     const after = a.rpcs.slice(mark);
     const pushed = sumBytes(after, 'userdb_patch');
