@@ -18,7 +18,7 @@ export function localConfig(quick: boolean, log: (line: string) => void): LocalC
         getRuns: 2000,
         queryRuns: 10,
         afterPushRuns: () => 5,
-        pendingAt: { rows: 10_000, edits: [500, 1000], runs: 2 },
+        pendingAt: { rows: 10_000, edits: [250, 500], runs: 1 },
         startRuns: () => 3,
         log,
       }
@@ -31,7 +31,7 @@ export function localConfig(quick: boolean, log: (line: string) => void): LocalC
         bulkRuns: 3,
         getRuns: 10_000,
         queryRuns: 30,
-        pendingAt: { rows: 10_000, edits: [1000, 2000], runs: 3 },
+        pendingAt: { rows: 10_000, edits: [500, 1000], runs: 3 },
         afterPushRuns: (rows) => (rows >= 100_000 ? 5 : rows >= 10_000 ? 15 : 30),
         startRuns: (rows) => (rows >= 100_000 ? 5 : rows >= 10_000 ? 10 : 20),
         log,
