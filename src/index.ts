@@ -72,3 +72,13 @@ export {
   ValidationError,
 } from './errors.js';
 export type { SortDirection, WhereOp } from './query/index.js';
+export type {
+  BackoffOptions,
+  ConflictHandler,
+  FieldConflict,
+  Signal,
+  SyncConflict,
+  SyncOptions,
+  SyncPhase,
+  SyncStatus,
+} from './sync/index.js';

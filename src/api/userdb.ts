@@ -22,7 +22,7 @@
  * new outbox rows and applies them (or, when the base changed or a row does not apply strictly,
  * rebuilds the view from base + outbox with the document module's tolerant `rebase`).
  */
-import { Observable, Subject } from 'rxjs';
+import { EMPTY, Observable, of, Subject } from 'rxjs';
 import {
   type CompactDoc,
   type FieldDef,
@@ -44,6 +44,7 @@ import {
 } from '../doc/index.js';
 import {
   DatabaseClosedError,
+  ForbiddenError,
   NotFoundError,
   SchemaError,
   StorageError,
@@ -57,7 +58,28 @@ import {
   type OutboxEntry,
   type StoreChange,
 } from '../store/index.js';
+import {
+  type SyncClient,
+  type SyncConflict,
+  type SyncEngine,
+  type SyncOptions,
+  type SyncStatus,
+  sessionUserId,
+  startSync,
+} from '../sync/index.js';
 import { checkDeclaredRow } from './codec.js';
+
+/** The status of a database without sync. */
+const LOCAL_ONLY_STATUS: SyncStatus = Object.freeze({
+  state: 'idle',
+  online: false,
+  leader: false,
+  pendingCount: 0,
+  lastSyncedAt: null,
+  lastError: null,
+  retryAt: null,
+});
+
 import {
   type DeclaredTable,
   declaredTables,
@@ -77,8 +99,18 @@ import { type DbCore, Table, type WriteScope } from './table.js';
  * ```
  */
 export interface CreateUserDbOptions<S extends SchemaDefinition = SchemaDefinition> {
-  /** The user whose document this is; one local IndexedDB database (`userdb:<userId>`) per user. */
-  userId: string;
+  /**
+   * The user whose document this is; one local IndexedDB database (`userdb:<userId>`) per user.
+   * Optional with `supabase`: then it is read from the client's session.
+   */
+  userId?: string | undefined;
+  /**
+   * The user's authenticated supabase-js client: the database then syncs with the user's row in
+   * `public.user_databases` (see docs/sync.md). Without it the database is local only.
+   */
+  supabase?: SyncClient | undefined;
+  /** Sync tuning: debounce, batch size, safety poll, backoff, per-table `onConflict` hooks. */
+  sync?: SyncOptions | undefined;
   /** Declared tables (from {@link defineSchema}); created in the document if missing. */
   schema?: UserDbSchema<S> | undefined;
   /** The IndexedDB factory (default: the global `indexedDB`; tests pass fake-indexeddb's). */
@@ -182,6 +214,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   private queued = 0;
   private catchUpQueued = false;
   private closing = false;
+  private syncEngine: SyncEngine | undefined;
   private closed = false;
   private closePromise: Promise<void> | undefined;
   private unsubscribeStore: () => void = () => {};
@@ -204,7 +237,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   /** @internal Use {@link createUserDb}. */
   static async open<S extends SchemaDefinition>(options: CreateUserDbOptions<S>): Promise<UserDb<S>> {
     if (typeof options.userId !== 'string' || options.userId === '') {
-      throw new SchemaError('createUserDb needs a non-empty userId');
+      throw new SchemaError('createUserDb needs a non-empty userId (or a signed-in supabase client)');
     }
     const store = await LocalStore.open({
       userId: options.userId,
@@ -463,12 +496,83 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   close(): Promise<void> {
     if (this.closePromise === undefined) {
       this.closing = true;
-      this.closePromise = this.tail.then(
-        () => this.shutdown(),
-        () => this.shutdown(),
-      );
+      // sync stops first (timers, socket, leader lock) and stores what a request in flight returns
+      const stopSync = this.syncEngine?.close() ?? Promise.resolve();
+      this.closePromise = stopSync
+        .then(() => this.tail)
+        .then(
+          () => this.shutdown(),
+          () => this.shutdown(),
+        );
     }
     return this.closePromise;
+  }
+
+  // ---- sync (src/sync) ---------------------------------------------------------------------------
+
+  /**
+   * The sync status: `state` (`idle`, `pushing`, `pulling`, `backoff`, `offline`, `error`), `online`,
+   * `leader`, `pendingCount`, `lastSyncedAt`, `lastError`. A local-only database (no `supabase`)
+   * emits one constant status.
+   *
+   * @example
+   * ```ts
+   * db.status$.subscribe((s) => (badge.textContent = s.pendingCount > 0 ? `${s.pendingCount} unsynced` : s.state));
+   * ```
+   */
+  get status$(): Observable<SyncStatus> {
+    return this.syncEngine?.status$ ?? of(LOCAL_ONLY_STATUS);
+  }
+
+  /**
+   * Local edits dropped or overridden when a newer server document arrived (an update of a row
+   * deleted remotely, the same field edited on two devices…), each with table, key, field and both
+   * values. Never emits for a local-only database.
+   *
+   * @example
+   * ```ts
+   * db.conflicts$.subscribe((c) => console.warn(`${c.table}/${c.key}.${c.field}: kept ${JSON.stringify(c.remote)}`));
+   * ```
+   */
+  get conflicts$(): Observable<SyncConflict> {
+    return this.syncEngine?.conflicts$ ?? EMPTY;
+  }
+
+  /**
+   * Resolves once every write made before the call is on the server (waits through network
+   * trouble; rejects when sync stops on a permanent error, which calling it again retries).
+   * Resolves at once for a local-only database.
+   *
+   * @example
+   * ```ts
+   * await db.table('projects').insert(row);
+   * await db.flush();
+   * ```
+   */
+  flush(): Promise<void> {
+    if (this.closing)
+      return Promise.reject(new DatabaseClosedError(`the database of user "${this.userId}" is closed`));
+    return this.syncEngine?.flush() ?? Promise.resolve();
+  }
+
+  /**
+   * Fetches the server document now and resolves once it is applied (rejects with the pull's
+   * error). Resolves at once for a local-only database, and in a tab that is not the sync leader.
+   *
+   * @example
+   * ```ts
+   * await db.pull();
+   * ```
+   */
+  pull(): Promise<void> {
+    if (this.closing)
+      return Promise.reject(new DatabaseClosedError(`the database of user "${this.userId}" is closed`));
+    return this.syncEngine?.pull() ?? Promise.resolve();
+  }
+
+  /** @internal Attaches the sync engine (done by {@link createUserDb} with `supabase`). */
+  attachSync(engine: SyncEngine): void {
+    this.syncEngine = engine;
   }
 
   // ---- internals -------------------------------------------------------------------------------
@@ -854,10 +958,26 @@ function replay(
  * const db = await createUserDb({ userId: session.user.id, schema });
  * ```
  */
-export function createUserDb<S extends SchemaDefinition = SchemaDefinition>(
+export async function createUserDb<S extends SchemaDefinition = SchemaDefinition>(
   options: CreateUserDbOptions<S>,
 ): Promise<UserDb<S>> {
-  return UserDb.open(options);
+  const client = options.supabase;
+  if (client === undefined) return UserDb.open(options);
+  const sessionUser = await sessionUserId(client);
+  if (options.userId !== undefined && options.userId !== sessionUser) {
+    throw new ForbiddenError('createUserDb: userId is not the user signed in on the supabase client');
+  }
+  const db = await UserDb.open({ ...options, userId: sessionUser });
+  db.attachSync(
+    startSync({
+      client,
+      userId: sessionUser,
+      store: db.localStore,
+      indexedDB: options.indexedDB,
+      options: options.sync,
+    }),
+  );
+  return db;
 }
 
 /**

@@ -12,5 +12,10 @@ export type {
   RemoteSubscriptionHandlers,
 } from './remote.js';
 export { parseRemoteDoc } from './schemas.js';
-export { SupabaseRemote, type SupabaseRemoteOptions, toRemoteChange } from './supabase-remote.js';
+export {
+  type SupabaseClient,
+  SupabaseRemote,
+  type SupabaseRemoteOptions,
+  toRemoteChange,
+} from './supabase-remote.js';
 export { compareTokens, normalizeToken, sameToken, tokenFromMicros, tokenMicros } from './token.js';

@@ -4,6 +4,9 @@
  * through supabase-js Auth. The only module of userdb that talks to supabase-js.
  */
 import type { SupabaseClient } from '@supabase/supabase-js';
+
+export type { SupabaseClient };
+
 import { AuthError, ForbiddenError, NetworkError, ServerError } from '../errors.js';
 import { mapRpcError, toNetworkError } from './map-error.js';
 import type {

@@ -79,6 +79,27 @@ function abortError(): Error {
   return e;
 }
 
+const scopes = new WeakMap<object, InProcessLocks>();
+
+/**
+ * The in-process lock manager of one scope (typically an IndexedDB factory): instances that share
+ * the scope share leadership; other scopes elect their own leaders.
+ *
+ * @example
+ * ```ts
+ * const locks = lockScopeFor(indexedDB);
+ * ```
+ */
+export function lockScopeFor(scope: object | undefined): InProcessLocks {
+  if (scope === undefined) return InProcessLocks.shared;
+  let locks = scopes.get(scope);
+  if (locks === undefined) {
+    locks = new InProcessLocks();
+    scopes.set(scope, locks);
+  }
+  return locks;
+}
+
 interface WebLocks {
   request(name: string, options: { signal: AbortSignal }, callback: () => Promise<void>): Promise<unknown>;
 }

@@ -3,7 +3,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type DevServer, startDevServer } from '../../src/devserver/index.js';
 import { InvalidRemoteDocumentError } from '../../src/errors.js';
 import { clearLocal, createUserDb } from '../../src/index.js';
-import { InProcessLocks } from '../../src/sync/leader.js';
 import {
   converged,
   type Device,
@@ -264,9 +263,8 @@ describe('users and tabs on one device', () => {
   it('two instances on one IndexedDB: one leader, each sees the other, handover on close', async () => {
     const user = await newUser(server);
     const indexedDB = new IDBFactory();
-    const locks = new InProcessLocks();
-    const tab1 = await openDevice(server, user, { indexedDB, locks });
-    const tab2 = await openDevice(server, user, { indexedDB, locks });
+    const tab1 = await openDevice(server, user, { indexedDB });
+    const tab2 = await openDevice(server, user, { indexedDB });
     const other = await openDevice(server, user);
     open.push(tab2, other);
     await eventually(() => tab1.engine.status.leader);

@@ -3,16 +3,12 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import WebSocket from 'ws';
 import { z } from 'zod';
-import { localStore } from '../../../src/api/internal.js';
 import type { DevServer } from '../../../src/devserver/index.js';
 import { createUserDb, defineSchema, type UserDb } from '../../../src/index.js';
-import { SupabaseRemote } from '../../../src/remote/index.js';
-import { SyncEngine, type SyncOptions } from '../../../src/sync/engine.js';
+import type { SyncOptions } from '../../../src/sync/engine.js';
 import { ManualSignal } from '../../../src/sync/env.js';
-import { InProcessLocks } from '../../../src/sync/leader.js';
 import type { SyncConflict } from '../../../src/sync/rebase.js';
 import type { SyncStatus } from '../../../src/sync/state.js';
-import { syncStoreOf } from '../../../src/sync/store-adapter.js';
 
 export const schema = defineSchema({
   projects: {
@@ -93,9 +89,16 @@ export async function signIn(
   return sb;
 }
 
+/** The sync side of a device, read through the public API (`db.status$`, `db.flush()`, `db.pull()`). */
+export interface DeviceSync {
+  readonly status: SyncStatus;
+  flush(): Promise<void>;
+  pull(): Promise<void>;
+}
+
 export interface Device {
   db: Db;
-  engine: SyncEngine;
+  engine: DeviceSync;
   sb: SupabaseClient;
   rpc: RpcCounter;
   indexedDB: IDBFactory;
@@ -112,31 +115,40 @@ export const fastSync: SyncOptions = {
   backoff: { baseMs: 20, maxMs: 200 },
 };
 
-/** Opens a device: its own IndexedDB (a browser), client, local database and sync engine. */
+/**
+ * Opens a device through the public API, `createUserDb({ supabase, schema, sync })`: its own
+ * IndexedDB (a browser; instances on one factory are tabs), client, local database and sync.
+ */
 export async function openDevice(
   server: DevServer,
   user: User,
-  options: { sync?: SyncOptions; indexedDB?: IDBFactory; locks?: InProcessLocks } = {},
+  options: { sync?: SyncOptions; indexedDB?: IDBFactory } = {},
 ): Promise<Device> {
   const rpc: RpcCounter = { calls: [] };
   const gate = { offline: false };
   const online = new ManualSignal(true);
   const sb = await signIn(server, user, rpc, gate);
   const indexedDB = options.indexedDB ?? new IDBFactory();
-  const db = (await createUserDb({ userId: user.id, schema, indexedDB, IDBKeyRange })) as Db;
-  const engine = new SyncEngine({
-    store: syncStoreOf(localStore(db as unknown as UserDb)),
-    remote: new SupabaseRemote(sb, { userId: user.id }),
-    userId: user.id,
-    options: { locks: options.locks ?? new InProcessLocks(), online, ...fastSync, ...options.sync },
-  });
+  const db = (await createUserDb({
+    supabase: sb,
+    schema,
+    indexedDB,
+    IDBKeyRange,
+    sync: { online, ...fastSync, ...options.sync },
+  })) as Db;
   const statuses: SyncStatus[] = [];
   const conflicts: SyncConflict[] = [];
-  engine.status$.subscribe((s) => statuses.push(s));
-  engine.conflicts$.subscribe((c) => conflicts.push(c));
+  db.status$.subscribe((s) => statuses.push(s));
+  db.conflicts$.subscribe((c) => conflicts.push(c));
   return {
     db,
-    engine,
+    engine: {
+      get status() {
+        return statuses[statuses.length - 1] as SyncStatus;
+      },
+      flush: () => db.flush(),
+      pull: () => db.pull(),
+    },
     sb,
     rpc,
     indexedDB,
@@ -147,7 +159,6 @@ export async function openDevice(
       online.set(!offline);
     },
     async close() {
-      await engine.close();
       await db.close();
       await sb.removeAllChannels();
     },
