@@ -16,7 +16,13 @@ function packageVersion(name: string): string {
 
 function gitCommit(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'supabase'], {
+      encoding: 'utf8',
+    })
+      .split('\n')
+      .filter((line) => line.trim() !== '').length;
+    return dirty === 0 ? head : `${head} + ${dirty} uncommitted files in src/ or supabase/`;
   } catch {
     return 'unknown';
   }
