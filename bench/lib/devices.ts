@@ -1,21 +1,17 @@
 /**
  * Synced devices for the sync workloads: each one is a "browser" of its own (fake-indexeddb
- * factory, supabase-js client over the dev server with `ws` for Realtime, its own leader lock),
- * running userdb's sync engine with its default timings. The client's fetch records the request
- * body bytes of every RPC, and a switch cuts its network (as a device going offline).
+ * factory, so its own leader lock; supabase-js client over the dev server with `ws` for Realtime),
+ * opened with `createUserDb({ supabase, schema })`, so it syncs with the default timings. The
+ * client's fetch records the request body bytes and the duration of every RPC, and a switch cuts
+ * its network (as a device going offline).
  */
 import type { WebSocketLikeConstructor } from '@supabase/realtime-js';
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import WebSocket from 'ws';
-import { localStore } from '../../src/api/internal.js';
 import { createUserDb, type UserDb } from '../../src/index.js';
-import { SupabaseRemote } from '../../src/remote/index.js';
-import { SyncEngine, type SyncOptions } from '../../src/sync/engine.js';
 import { ManualSignal } from '../../src/sync/env.js';
-import { InProcessLocks } from '../../src/sync/leader.js';
-import type { SyncStatus } from '../../src/sync/state.js';
-import { syncStoreOf } from '../../src/sync/store-adapter.js';
+import type { SyncStatus } from '../../src/sync/index.js';
 import { schema } from './data.js';
 import type { ServerAddress } from './server-process.js';
 
@@ -23,6 +19,8 @@ import type { ServerAddress } from './server-process.js';
 export interface RpcRecord {
   fn: string;
   requestBytes: number;
+  /** From the request to the response headers (ms; NaN until answered). */
+  ms: number;
 }
 
 /** A device: local database, sync engine, client, and what went over its wire. */
@@ -58,11 +56,19 @@ export function makeClient(
         if (gate.offline) return Promise.reject(new TypeError('fetch failed (device offline)'));
         const url = String(input instanceof Request ? input.url : input);
         const m = /\/rest\/v1\/rpc\/([a-z_]+)/.exec(url);
-        if (m?.[1] !== undefined) {
-          const body = init?.body;
-          rpcs.push({ fn: m[1], requestBytes: typeof body === 'string' ? Buffer.byteLength(body) : 0 });
-        }
-        return fetch(input, init);
+        if (m?.[1] === undefined) return fetch(input, init);
+        const body = init?.body;
+        const record: RpcRecord = {
+          fn: m[1],
+          requestBytes: typeof body === 'string' ? Buffer.byteLength(body) : 0,
+          ms: Number.NaN,
+        };
+        rpcs.push(record);
+        const t0 = performance.now();
+        return fetch(input, init).then((res) => {
+          record.ms = performance.now() - t0;
+          return res;
+        });
       },
     },
   });
@@ -94,22 +100,24 @@ export async function signIn(
 }
 
 /** Opens a device of `user` and waits for its first sync. */
-export async function openDevice(server: ServerAddress, user: User, sync: SyncOptions = {}): Promise<Device> {
+export async function openDevice(server: ServerAddress, user: User): Promise<Device> {
   const rpcs: RpcRecord[] = [];
   const gate = { offline: false };
   const online = new ManualSignal(true);
   const sb = await signIn(server, user, rpcs, gate);
-  const db = await createUserDb({ userId: user.id, schema, indexedDB: new IDBFactory(), IDBKeyRange });
-  const engine = new SyncEngine({
-    store: syncStoreOf(localStore(db as unknown as UserDb)),
-    remote: new SupabaseRemote(sb, { userId: user.id }),
-    userId: user.id,
-    options: { locks: new InProcessLocks(), online, focus: new ManualSignal(true), ...sync },
+  // createUserDb({ supabase }) reads the user from the session and starts the sync engine with
+  // its default timings; only connectivity and focus are driven by the benchmark.
+  const db = await createUserDb({
+    supabase: sb,
+    schema,
+    indexedDB: new IDBFactory(),
+    IDBKeyRange,
+    sync: { online, focus: new ManualSignal(true) },
   });
   const device: Device = {
     db,
     sb,
-    flush: () => engine.flush(),
+    flush: () => db.flush(),
     rpcs,
     setOffline(offline) {
       gate.offline = offline;
@@ -122,7 +130,7 @@ export async function openDevice(server: ServerAddress, user: User, sync: SyncOp
           reject(new Error(`device did not settle within ${timeoutMs} ms: ${JSON.stringify(last)}`));
         }, timeoutMs);
         let last: SyncStatus | undefined;
-        const sub = engine.status$.subscribe((s: SyncStatus) => {
+        const sub = db.status$.subscribe((s: SyncStatus) => {
           last = s;
           if (s.state === 'idle' && s.pendingCount === 0 && s.leader && s.lastSyncedAt !== null) {
             clearTimeout(timer);
@@ -132,7 +140,6 @@ export async function openDevice(server: ServerAddress, user: User, sync: SyncOp
         });
       }),
     async close() {
-      await engine.close();
       await db.close();
       await sb.removeAllChannels();
     },

@@ -59,6 +59,7 @@ async function wire(server: ServerAddress, o: SyncBenchOptions): Promise<Figure[
     // One-field edits, each pushed at once (flush skips the debounce).
     const bytes: number[] = [];
     const times: number[] = [];
+    const rpcTimes: number[] = [];
     const runs = o.quick ? 10 : 30;
     for (let i = 0; i < 3 + runs; i++) {
       const mark = a.rpcs.length;
@@ -71,6 +72,7 @@ async function wire(server: ServerAddress, o: SyncBenchOptions): Promise<Figure[
       if (i >= 3) {
         bytes.push(sent.bytes);
         times.push(dt);
+        rpcTimes.push(a.rpcs.slice(mark).find((x) => x.fn === 'userdb_patch')?.ms ?? Number.NaN);
       }
     }
     // Edits at a typing pace while the engine syncs them (default 50 ms debounce): the local write
@@ -132,6 +134,7 @@ async function wire(server: ServerAddress, o: SyncBenchOptions): Promise<Figure[
       timing(5, `1-field edit, ${n} rows → flush() resolved (one round trip)`, summarize(times), {
         note: 'local write + compile + userdb_patch + store the new base',
       }),
+      timing(5, `… of which the userdb_patch request (HTTP round trip), ${n} rows`, summarize(rpcTimes)),
       timing(5, `naive userdb_set of all rows, ${n} rows (round trip)`, summarize(naiveTimes), {
         ratio: summarize(naiveTimes).p50 / summarize(times).p50,
         ratioOf: 'vs userdb flush',
