@@ -1,7 +1,7 @@
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type DevServer, startDevServer } from '../../src/devserver/index.js';
-import { InvalidRemoteDocumentError } from '../../src/errors.js';
+import { type DevServer, signJwt, startDevServer } from '../../src/devserver/index.js';
+import { AuthError, InvalidRemoteDocumentError } from '../../src/errors.js';
 import { clearLocal, createUserDb } from '../../src/index.js';
 import {
   converged,
@@ -179,6 +179,59 @@ describe('failures', () => {
     await flushed;
     await converged([a, b]);
     expect(rowsOf(await serverDoc(b.sb)).map((r) => r[0])).toEqual(['p_1']);
+  });
+
+  it('a token that expired while offline is refreshed on return, and the edits go through', async () => {
+    const [a, b] = await pair();
+    a.setOffline(true);
+    const stored = JSON.parse(a.authStorage.get('userdb-test-auth') as string) as {
+      access_token: string;
+      expires_at: number;
+      user: { id: string };
+    };
+    const before = stored.access_token;
+    const past = Math.floor(Date.now() / 1000) - 60;
+    stored.access_token = signJwt(
+      { sub: stored.user.id, role: 'authenticated', aud: 'authenticated', exp: past },
+      server.jwtSecret,
+    );
+    stored.expires_at = past;
+    a.authStorage.set('userdb-test-auth', JSON.stringify(stored));
+    await a.db.table('projects').insert({ id: 'p_offline', title: 'while expired', status: 'open' });
+    a.setOffline(false);
+    await a.engine.flush();
+    await converged([a, b]);
+    const now = JSON.parse(a.authStorage.get('userdb-test-auth') as string) as { access_token: string };
+    expect(now.access_token).not.toBe(before);
+    expect(now.access_token).not.toBe(stored.access_token);
+    expect(rowsOf(await serverDoc(b.sb)).map((r) => r[0])).toEqual(['p_offline']);
+  });
+
+  it('a token the server rejects as expired (401) is retried as soon as the session is refreshed', async () => {
+    const user = await newUser(server);
+    const a = await openDevice(server, user, { sync: { backoff: { baseMs: 60_000, maxMs: 60_000 } } });
+    open.push(a);
+    await a.engine.flush();
+    await eventually(() => a.engine.status.state === 'idle');
+    const stored = JSON.parse(a.authStorage.get('userdb-test-auth') as string) as {
+      access_token: string;
+      user: { id: string };
+    };
+    // the client still believes the token is valid (expires_at untouched); the server does not
+    const past = Math.floor(Date.now() / 1000) - 60;
+    stored.access_token = signJwt(
+      { sub: stored.user.id, role: 'authenticated', aud: 'authenticated', exp: past },
+      server.jwtSecret,
+    );
+    a.authStorage.set('userdb-test-auth', JSON.stringify(stored));
+    await a.db.table('projects').insert({ id: 'p_1', title: 'needs a fresh token', status: 'open' });
+    await eventually(() => a.engine.status.lastError instanceof AuthError);
+    expect(a.engine.status).toMatchObject({ state: 'backoff', pendingCount: 1 });
+    const { error } = await a.sb.auth.refreshSession();
+    expect(error).toBeNull();
+    // no waiting for the 60 s backoff: TOKEN_REFRESHED retries at once
+    await eventually(() => a.engine.status.pendingCount === 0 && a.engine.status.state === 'idle', 10_000);
+    expect(rowsOf(await serverDoc(a.sb)).map((r) => r[0])).toEqual(['p_1']);
   });
 
   it('10,000 offline edits are flushed in at most 10 round trips', async () => {

@@ -24,9 +24,25 @@ export interface RpcCounter {
 }
 
 /** A supabase-js client for the dev server that counts its RPCs; `gate.offline` makes its fetch fail. */
-export function client(server: DevServer, counter?: RpcCounter, gate?: { offline: boolean }): SupabaseClient {
+export function client(
+  server: DevServer,
+  counter?: RpcCounter,
+  gate?: { offline: boolean },
+  authStorage?: Map<string, string>,
+): SupabaseClient {
+  const storage = authStorage ?? new Map<string, string>();
   return createClient(server.url, server.anonKey, {
-    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    auth: {
+      persistSession: true,
+      autoRefreshToken: false,
+      detectSessionInUrl: false,
+      storageKey: 'userdb-test-auth',
+      storage: {
+        getItem: (k) => storage.get(k) ?? null,
+        setItem: (k, v) => void storage.set(k, v),
+        removeItem: (k) => void storage.delete(k),
+      },
+    },
     realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor, reconnectAfterMs: () => 20 },
     global: {
       fetch: (input, init) => {
@@ -82,8 +98,9 @@ export async function signIn(
   user: User,
   rpc?: RpcCounter,
   gate?: { offline: boolean },
+  authStorage?: Map<string, string>,
 ): Promise<SupabaseClient> {
-  const sb = client(server, rpc, gate);
+  const sb = client(server, rpc, gate, authStorage);
   const { error } = await sb.auth.signInWithPassword({ email: user.email, password: 'password-123' });
   if (error !== null) throw error;
   return sb;
@@ -102,6 +119,8 @@ export interface Device {
   sb: SupabaseClient;
   rpc: RpcCounter;
   indexedDB: IDBFactory;
+  /** The client's persisted session (key `userdb-test-auth`), to tamper with in tests. */
+  authStorage: Map<string, string>;
   statuses: SyncStatus[];
   conflicts: SyncConflict[];
   /** Cuts this device's HTTP (and tells the engine, like navigator.onLine would); Realtime stays up. */
@@ -127,7 +146,8 @@ export async function openDevice(
   const rpc: RpcCounter = { calls: [] };
   const gate = { offline: false };
   const online = new ManualSignal(true);
-  const sb = await signIn(server, user, rpc, gate);
+  const authStorage = new Map<string, string>();
+  const sb = await signIn(server, user, rpc, gate, authStorage);
   const indexedDB = options.indexedDB ?? new IDBFactory();
   const db = (await createUserDb({
     supabase: sb,
@@ -152,6 +172,7 @@ export async function openDevice(
     sb,
     rpc,
     indexedDB,
+    authStorage,
     statuses,
     conflicts,
     setOffline(offline) {
