@@ -27,7 +27,8 @@ describe('toKeyed / toCompact / canonicalCompact', () => {
             }
           }
           expect(canonicalCompact(toCompact(keyed))).toEqual(canonicalCompact(doc));
-          expect(parseCompactDoc(JSON.parse(JSON.stringify(toCompact(keyed))))).toEqual(toCompact(keyed));
+          const wire = JSON.stringify(toCompact(keyed));
+          expect(JSON.stringify(parseCompactDoc(JSON.parse(wire)))).toBe(wire);
         }),
         { numRuns: FUZZ_RUNS, seed: FUZZ_SEED },
       );
