@@ -10,21 +10,28 @@ import { ConflictToasts } from './Toasts.js';
 
 interface WorkspaceProps {
   db: DemoDb;
+  /** Opened without sync (no session yet); see `useDemoDb`. */
+  localOnly: boolean;
   user: DemoUser;
   network: DemoNetwork;
   onSignOut: () => void;
 }
 
-export function Workspace({ db, user, network, onSignOut }: WorkspaceProps) {
+export function Workspace({ db, localOnly, user, network, onSignOut }: WorkspaceProps) {
   const projects = useQuery(() => db.table('projects').query().orderBy('created_at').observe(), [db]);
-  const [selectedId, setSelectedId] = useState<string | null>(null);
+  // The selected project lives in the URL hash, so a reload keeps it.
+  const [selectedId, setSelectedId] = useState<string | null>(() => location.hash.slice(1) || null);
+  const select = (id: string): void => {
+    setSelectedId(id);
+    history.replaceState(null, '', `#${id}`);
+  };
   const selected = projects?.find((p) => p.id === selectedId) ?? projects?.[0];
 
   return (
     <div className="app">
       <header>
         <h1>Projects &amp; Tasks</h1>
-        <SyncBadge db={db} />
+        <SyncBadge db={db} localOnly={localOnly} />
         <OfflineSwitch network={network} />
         <span className="user" data-testid="user">
           {user.email ?? 'anonymous'}
@@ -34,7 +41,7 @@ export function Workspace({ db, user, network, onSignOut }: WorkspaceProps) {
         </button>
       </header>
       <main>
-        <ProjectList db={db} projects={projects ?? []} selectedId={selected?.id} onSelect={setSelectedId} />
+        <ProjectList db={db} projects={projects ?? []} selectedId={selected?.id} onSelect={select} />
         {selected === undefined ? (
           <section className="tasks empty">Add a project to start.</section>
         ) : (

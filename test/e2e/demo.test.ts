@@ -131,6 +131,16 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_0
     await a.page.locator('[data-testid="task"][data-title="Ship"][data-done="true"]').waitFor();
     await a.renameProject('Launch', 'Launch v1');
     await b.project('Launch v1').waitFor();
+    // A second tab of A follows A's leader tab: it writes to the shared outbox, the leader pushes.
+    const tab = await DemoPage.open(a.context, app.url);
+    await tab.project('Launch v1').waitFor();
+    await tab.addProject('From a second tab');
+    await b.project('From a second tab').waitFor();
+    await a.project('From a second tab').waitFor();
+    await tab.deleteProject('From a second tab');
+    await b.project('From a second tab').waitFor({ state: 'detached' });
+    await tab.page.close();
+
     await b.addProject('Scratch');
     await a.project('Scratch').waitFor();
     await a.deleteProject('Scratch');
@@ -157,10 +167,20 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_0
     expect(Number(await a.page.getByTestId('sync-badge').getAttribute('data-pending'))).toBeGreaterThan(0);
     expect(await b.projectTitles()).not.toContain('Offline plans');
 
+    // Next day, still offline: the access token has expired and cannot be refreshed. The app still
+    // opens the local data at once (local-only), and syncs once the session is refreshed.
+    await a.expireSession();
+    await a.page.reload();
+    await a.selectProject('Offline plans');
+    await a.task('Draft while offline').waitFor();
+    await a.page.locator('[data-testid="sync-badge"]:has-text("sign in again")').waitFor();
+    await a.addTask('Second offline draft');
+
     await a.context.setOffline(false);
     await b.project('Offline plans').waitFor();
     await b.selectProject('Offline plans');
     await b.task('Draft while offline').waitFor();
+    await b.task('Second offline draft').waitFor();
     await a.synced();
   });
 

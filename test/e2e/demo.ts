@@ -69,6 +69,22 @@ export class DemoPage {
     });
   }
 
+  /** Makes supabase-js believe the stored access token expired a minute ago. */
+  async expireSession(): Promise<void> {
+    const changed = await this.page.evaluate(() => {
+      let n = 0;
+      for (const key of Object.keys(localStorage)) {
+        if (!/^sb-.+-auth-token$/.test(key)) continue;
+        const session = JSON.parse(localStorage.getItem(key) ?? '{}') as { expires_at?: number };
+        session.expires_at = Math.floor(Date.now() / 1000) - 60;
+        localStorage.setItem(key, JSON.stringify(session));
+        n++;
+      }
+      return n;
+    });
+    if (changed !== 1) throw new Error(`expected one stored supabase session, found ${changed}`);
+  }
+
   project(title: string) {
     return this.page.locator(`[data-testid="project"][data-title="${title}"]`);
   }
