@@ -2,9 +2,9 @@
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { act, createElement, type ReactNode } from 'react';
 import { BehaviorSubject, Observable, Subject } from 'rxjs';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { z } from 'zod';
-import { createUserDb, defineSchema, type UserDb } from '../../src/index.js';
+import { createUserDb, defineSchema, type SyncStatus, type UserDb } from '../../src/index.js';
 import { ObservableStore, type ReleaseScheduler, useQuery, useSyncStatus } from '../../src/react/index.js';
 import { Boundary, type Mounted, mount, RenderLog } from './harness.js';
 
@@ -67,6 +67,10 @@ function OpenProjects(props: { db: Db; log: RenderLog<unknown> }) {
   return (rows ?? []).map((r) => r.title).join(',');
 }
 
+let counter = 0;
+const open = (): Promise<Db> =>
+  createUserDb({ userId: `react_${++counter}`, schema, indexedDB: new IDBFactory(), IDBKeyRange });
+
 interface Status {
   online: boolean;
   pendingCount: number;
@@ -76,6 +80,19 @@ function Badge(props: { db: { status$: Observable<Status> }; log: RenderLog<Stat
   const s = useSyncStatus(props.db);
   props.log.record(s);
   return s === undefined ? '' : s.online ? `${s.pendingCount} pending` : 'offline';
+}
+
+function Probe(props: { hook: () => unknown; out: { value: unknown } }) {
+  props.out.value = props.hook();
+  return null;
+}
+
+/** Renders `hook` once in a component and returns what it returned. */
+function renderHookValue<T>(hook: () => T): T {
+  const out = { value: undefined as unknown };
+  const m = mount(createElement(Probe, { hook, out }));
+  m.unmount();
+  return out.value as T;
 }
 
 const flushMicrotasks = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
@@ -229,10 +246,6 @@ describe('useQuery', () => {
 });
 
 describe('useQuery with userdb live queries', () => {
-  let counter = 0;
-  const open = (): Promise<Db> =>
-    createUserDb({ userId: `react_${++counter}`, schema, indexedDB: new IDBFactory(), IDBKeyRange });
-
   it('renders the rows at once, once per changing commit, and never for commits that leave them as they were', async () => {
     const db = await open();
     await db.table('projects').insert({ id: 'p1', title: 'One', status: 'open' });
@@ -260,6 +273,23 @@ describe('useQuery with userdb live queries', () => {
     expect(log.count).toBe(3);
     mounted.unmount();
     mounted = undefined;
+    await db.close();
+  });
+});
+
+describe('types', () => {
+  it('infers the row type of a live query and the status type of a database', async () => {
+    const db = await open();
+    const rows = renderHookValue(() =>
+      useQuery(() => db.table('projects').query().orderBy('id').observe(), [db]),
+    );
+    expectTypeOf(rows).toEqualTypeOf<
+      { readonly id: string; readonly title: string; readonly status: 'open' | 'closed' }[] | undefined
+    >();
+    const status = renderHookValue(() => useSyncStatus(db));
+    expectTypeOf(status).toEqualTypeOf<SyncStatus | undefined>();
+    // A local-only database has one constant status.
+    expect(status).toMatchObject({ pendingCount: 0, leader: false });
     await db.close();
   });
 });
