@@ -57,7 +57,8 @@ export function atMost(value: number, max: number): boolean | undefined {
   return Number.isFinite(value) ? value <= max : undefined;
 }
 
-function fmtValue(f: Figure, v: number | undefined): string {
+/** A figure's value (or p99) in its unit. */
+export function fmtFigureValue(f: Figure, v: number | undefined): string {
   if (v === undefined) return '';
   if (!Number.isFinite(v)) return '—';
   if (f.unit === 'bytes') return fmtBytes(v);
@@ -80,7 +81,7 @@ export function markdownTable(figures: readonly Figure[]): string {
     const target =
       f.target === undefined ? '' : `${f.target}${f.met === undefined ? '' : f.met ? ' ✅' : ' ❌ missed'}`;
     lines.push(
-      `| ${f.workload} | ${cell(f.name)} | ${fmtValue(f, f.value)} | ${fmtValue(f, f.p99)} | ${f.n ?? ''} | ${cell(ratio)} | ${cell(target)} | ${cell(f.note ?? '')} |`,
+      `| ${f.workload} | ${cell(f.name)} | ${fmtFigureValue(f, f.value)} | ${fmtFigureValue(f, f.p99)} | ${f.n ?? ''} | ${cell(ratio)} | ${cell(target)} | ${cell(f.note ?? '')} |`,
     );
   }
   return lines.join('\n');
