@@ -5,12 +5,13 @@
 //   npm run demo                      # app on :4173, dev server on :54321 (free ports if taken)
 //   npm run demo -- --memory          # throw-away database
 //   npm run demo -- --no-build        # serve the existing demo/dist (or --dist <dir>)
+//   npm run demo -- --dev             # Vite dev server with hot reload, for working on the demo
 //   npm run demo -- --port 8080 --api-port 54322 --host 0.0.0.0
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { tsImport } from 'tsx/esm/api';
 
-const USAGE = `Usage: npm run demo -- [--port 4173] [--api-port 54321] [--host 127.0.0.1] [--memory | --data <dir>] [--no-build] [--dist <dir>]
+const USAGE = `Usage: npm run demo -- [--port 4173] [--api-port 54321] [--host 127.0.0.1] [--memory | --data <dir>] [--no-build] [--dist <dir>] [--dev]
 
   --port      the app's port (default 4173; a free one if that is taken)
   --api-port  the dev server's port (default 54321; a free one if that is taken)
@@ -19,6 +20,7 @@ const USAGE = `Usage: npm run demo -- [--port 4173] [--api-port 54321] [--host 1
   --memory    a throw-away in-memory database instead
   --no-build  serve an existing build instead of building first
   --dist      serve this build (implies --no-build; default demo/dist)
+  --dev       serve the sources with Vite's dev server (hot reload, no service worker)
 `;
 
 const { values } = parseArgs({
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     memory: { type: 'boolean' },
     'no-build': { type: 'boolean' },
     dist: { type: 'string' },
+    dev: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -51,7 +54,7 @@ function port(value, fallback) {
 const root = fileURLToPath(new URL('..', import.meta.url));
 process.chdir(root);
 
-if (!values['no-build'] && values.dist === undefined) {
+if (!values['no-build'] && !values.dev && values.dist === undefined) {
   process.stdout.write('Building the demo…\n');
   const { build } = await import('vite');
   await build({ configFile: 'demo/vite.config.ts', logLevel: 'warn' });
@@ -77,6 +80,7 @@ async function start() {
         ...ports,
         host,
         database,
+        dev: values.dev === true,
         ...(values.dist === undefined ? {} : { dir: values.dist }),
         ...(values.memory ? {} : { jwtSecret: serve.persistentSecret(dataDir) }),
       });

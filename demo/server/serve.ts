@@ -118,6 +118,39 @@ async function sendFile(
   }
 }
 
+/**
+ * Serves the app from sources with Vite's dev server (hot reload; no service worker), plus
+ * `/config.json`. For working on the demo itself.
+ */
+export async function serveAppDev(options: { config: AppConfig; port?: number; host?: string }): Promise<AppServer> {
+  const { createServer } = await import('vite');
+  const config = JSON.stringify(options.config);
+  const vite = await createServer({
+    configFile: fileURLToPath(new URL('../vite.config.ts', import.meta.url)),
+    logLevel: 'warn',
+    server: { port: options.port ?? 0, host: options.host ?? '127.0.0.1', strictPort: true },
+    plugins: [
+      {
+        name: 'userdb-demo-config',
+        configureServer(server) {
+          server.middlewares.use('/config.json', (_req, res) => {
+            res.writeHead(200, { 'Content-Type': TYPES['.json'] ?? 'application/json', 'Cache-Control': 'no-store' });
+            res.end(config);
+          });
+        },
+      },
+    ],
+  });
+  await vite.listen();
+  const address = vite.httpServer?.address() as AddressInfo | null;
+  if (address === null || address === undefined) throw new Error('the Vite dev server is not listening');
+  return {
+    url: `http://${options.host === undefined || options.host === '0.0.0.0' ? '127.0.0.1' : options.host}:${address.port}/`,
+    server: vite.httpServer as Server,
+    stop: () => vite.close(),
+  };
+}
+
 /** The whole demo: the dev server and the app server. */
 export interface Demo {
   readonly appUrl: string;
@@ -135,6 +168,8 @@ export interface DemoOptions {
   host?: string;
   /** The dev server's database: `'memory'` or a PGlite directory (see `startDevServer`). */
   database?: string;
+  /** Serve the sources with Vite's dev server (hot reload) instead of the build. */
+  dev?: boolean;
   /** HS256 secret (a persistent database needs a stable one, so sessions survive restarts). */
   jwtSecret?: string;
   /** Lifetime of access tokens in seconds. */
@@ -154,12 +189,11 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   });
   let app: AppServer;
   try {
-    app = await serveApp({
-      config: { supabaseUrl: devServer.url, anonKey: devServer.anonKey },
-      host,
-      ...(options.appPort === undefined ? {} : { port: options.appPort }),
-      ...(options.dir === undefined ? {} : { dir: options.dir }),
-    });
+    const config = { supabaseUrl: devServer.url, anonKey: devServer.anonKey };
+    const port = options.appPort === undefined ? {} : { port: options.appPort };
+    app = options.dev
+      ? await serveAppDev({ config, host, ...port })
+      : await serveApp({ config, host, ...port, ...(options.dir === undefined ? {} : { dir: options.dir }) });
   } catch (e) {
     await devServer.stop();
     throw e;

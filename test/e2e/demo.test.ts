@@ -14,7 +14,7 @@ import { launchBrowser } from './browser.js';
 import { buildDemo, DemoPage } from './demo.js';
 
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
-const VIEWPORT = { width: 960, height: 640 };
+const VIEWPORT = { width: 960, height: 520 };
 
 // In CI a browser that does not launch fails the run; elsewhere the suite says why and is skipped.
 const launched = await launchBrowser().catch((e: unknown) => {
@@ -32,43 +32,60 @@ afterAll(() => {
 });
 
 describe('npm run demo', () => {
-  it('serves the app and the dev server, prints the URL, and stops on SIGTERM', async () => {
-    const child = spawn(
-      process.execPath,
-      ['scripts/demo.mjs', '--dist', dist, '--memory', '--port', '0', '--api-port', '0'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const urls = await new Promise<{ app: string; api: string }>((resolve, reject) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        const app = /userdb demo:\s+(\S+)/.exec(out)?.[1];
-        const api = /dev server:\s+(\S+)/.exec(out)?.[1];
-        if (app !== undefined && api !== undefined) resolve({ app, api });
-      });
-      void exited.then((code) => reject(new Error(`npm run demo exited (${code}) early:\n${out}`)));
-    });
-    const config = (await (await fetch(new URL('config.json', urls.app))).json()) as {
+  it('serves the build and the dev server, prints the URL, and stops on SIGTERM', async () => {
+    const demo = await startDemoCommand(['--dist', dist, '--memory', '--port', '0', '--api-port', '0']);
+    const config = (await (await fetch(new URL('config.json', demo.app))).json()) as {
       supabaseUrl: string;
       anonKey: string;
     };
-    expect(config.supabaseUrl).toBe(urls.api);
-    expect(await (await fetch(urls.app)).text()).toContain('<div id="root">');
-    const health = await fetch(new URL('/auth/v1/settings', urls.api), {
+    expect(config.supabaseUrl).toBe(demo.api);
+    expect(await (await fetch(demo.app)).text()).toContain('<div id="root">');
+    const settings = await fetch(new URL('/auth/v1/settings', demo.api), {
       headers: { apikey: config.anonKey },
     });
-    expect(health.ok).toBe(true);
+    expect(settings.ok).toBe(true);
 
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    await expect(fetch(urls.app)).rejects.toThrow();
-    await expect(fetch(urls.api)).rejects.toThrow();
+    expect(await demo.stop()).toBe(0);
+    await expect(fetch(demo.app)).rejects.toThrow();
+    await expect(fetch(demo.api)).rejects.toThrow();
+  }, 90_000);
+
+  it('--dev serves the sources with hot reload, and stops on SIGINT', async () => {
+    const demo = await startDemoCommand(['--dev', '--memory', '--port', '0', '--api-port', '0']);
+    const config = (await (await fetch(new URL('config.json', demo.app))).json()) as { supabaseUrl: string };
+    expect(config.supabaseUrl).toBe(demo.api);
+    expect(await (await fetch(demo.app)).text()).toContain('/@vite/client');
+    expect(await demo.stop('SIGINT')).toBe(0);
+    await expect(fetch(demo.app)).rejects.toThrow();
   }, 90_000);
 });
+
+/** Runs `node scripts/demo.mjs …` until it prints its URLs. */
+async function startDemoCommand(args: string[]) {
+  const child = spawn(process.execPath, ['scripts/demo.mjs', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const urls = await new Promise<{ app: string; api: string }>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const app = /userdb demo:\s+(\S+)/.exec(out)?.[1];
+      const api = /dev server:\s+(\S+)/.exec(out)?.[1];
+      if (app !== undefined && api !== undefined) resolve({ app, api });
+    });
+    void exited.then((code) => reject(new Error(`npm run demo exited (${code}) early:\n${out}`)));
+  });
+  return {
+    ...urls,
+    /** Sends `signal` and resolves with the exit code. */
+    stop(signal: NodeJS.Signals = 'SIGTERM') {
+      child.kill(signal);
+      return exited;
+    },
+  };
+}
 
 describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_000 }, () => {
   const browser = launched?.browser as Browser;
