@@ -136,6 +136,10 @@ class PGliteDatabase implements Database {
   close(): Promise<void> {
     return this.#mutex.run(() => this.#db.close());
   }
+
+  dump(): Promise<Blob> {
+    return this.#mutex.run(() => this.#db.dumpDataDir('gzip'));
+  }
 }
 
 class PostgresDatabase implements Database {
@@ -210,6 +214,33 @@ class PostgresDatabase implements Database {
     await listener?.end().catch(() => undefined);
     await this.#pool.end();
   }
+}
+
+/**
+ * Opens an in-memory PGlite from a data-directory dump (a tarball made by {@link dumpMemoryDatabase}).
+ *
+ * @example
+ * ```ts
+ * const db = await openMemoryDatabaseFrom(new Blob([readFileSync(file)]));
+ * ```
+ */
+export async function openMemoryDatabaseFrom(dump: Blob): Promise<Database> {
+  const pglite = new PGlite({ loadDataDir: dump });
+  await pglite.waitReady;
+  return new PGliteDatabase(pglite);
+}
+
+/**
+ * Dumps an in-memory PGlite database's data directory as a gzipped tarball, or
+ * `undefined` for a PostgreSQL database.
+ *
+ * @example
+ * ```ts
+ * const dump = await dumpMemoryDatabase(db);
+ * ```
+ */
+export async function dumpMemoryDatabase(db: Database): Promise<Blob | undefined> {
+  return db instanceof PGliteDatabase ? db.dump() : undefined;
 }
 
 /**

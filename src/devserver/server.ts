@@ -12,6 +12,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { AuthService } from './auth.js';
+import { openPreparedMemoryDatabase } from './boot-cache.js';
 import { type Database, openDatabase } from './database.js';
 import { Faults } from './faults.js';
 import { sendJson, sendPreflight } from './http.js';
@@ -131,12 +132,17 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   );
   const apiKeys = new Set([anonKey, serviceRoleKey]);
 
-  let db = await openDatabase(location);
-  try {
-    await prepareDatabase(db, { migrationsDirs });
-  } catch (error) {
-    await db.close().catch(() => undefined);
-    throw error;
+  let db: Database;
+  if (location === 'memory') {
+    db = await openPreparedMemoryDatabase(migrationsDirs);
+  } else {
+    db = await openDatabase(location);
+    try {
+      await prepareDatabase(db, { migrationsDirs });
+    } catch (error) {
+      await db.close().catch(() => undefined);
+      throw error;
+    }
   }
 
   let realtime: RealtimeServer;

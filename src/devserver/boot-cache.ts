@@ -1,0 +1,104 @@
+/**
+ * Faster boots for in-memory servers: a freshly prepared PGlite (bootstrap and
+ * migrations applied, nothing else) is dumped once into the OS temp directory, keyed by
+ * the PGlite version and the exact SQL, and later in-memory servers start from that dump
+ * instead of running initdb. `prepareDatabase` still runs after loading (it is
+ * idempotent and cheap), so a dump can only save time, never change the outcome.
+ *
+ * @example
+ * ```ts
+ * const db = await openPreparedMemoryDatabase([defaultMigrationsDir()]);
+ * ```
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Database, dumpMemoryDatabase, openDatabase, openMemoryDatabaseFrom } from './database.js';
+import { prepareDatabase, sqlDir } from './migrate.js';
+
+/** Where the dumps live; `USERDB_DEVSERVER_CACHE=off` disables the cache. */
+function cacheDir(): string | undefined {
+  const setting = process.env.USERDB_DEVSERVER_CACHE;
+  if (setting === 'off' || setting === '0') return undefined;
+  return setting !== undefined && setting !== '' ? setting : join(tmpdir(), 'userdb-devserver-cache');
+}
+
+function pgliteVersion(): string {
+  try {
+    const require = createRequire(import.meta.url);
+    return (require('@electric-sql/pglite/package.json') as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** A hash of everything that shapes a freshly prepared database. */
+function cacheKey(migrationsDirs: readonly string[]): string {
+  const hash = createHash('sha256');
+  hash.update(`pglite ${pgliteVersion()}\n`);
+  for (const file of ['bootstrap.sql', 'auth.sql', 'realtime.sql']) {
+    hash.update(file);
+    hash.update(readFileSync(join(sqlDir, file)));
+  }
+  for (const dir of migrationsDirs) {
+    if (!existsSync(dir)) continue;
+    for (const file of readdirSync(dir)
+      .filter((f) => f.endsWith('.sql'))
+      .sort()) {
+      hash.update(file);
+      hash.update(readFileSync(join(dir, file)));
+    }
+  }
+  return hash.digest('hex').slice(0, 32);
+}
+
+/**
+ * Opens an in-memory PGlite with the bootstrap and migrations applied, from the boot
+ * cache when it has a matching dump (writing one when it has not).
+ *
+ * @example
+ * ```ts
+ * const db = await openPreparedMemoryDatabase(['supabase/migrations']);
+ * ```
+ */
+export async function openPreparedMemoryDatabase(migrationsDirs: readonly string[]): Promise<Database> {
+  const dir = cacheDir();
+  const file = dir === undefined ? undefined : join(dir, `${cacheKey(migrationsDirs)}.tar.gz`);
+  if (file !== undefined && existsSync(file)) {
+    try {
+      const db = await openMemoryDatabaseFrom(new Blob([readFileSync(file)]));
+      try {
+        await prepareDatabase(db, { migrationsDirs });
+        return db;
+      } catch (error) {
+        await db.close().catch(() => undefined);
+        throw error;
+      }
+    } catch {
+      rmSync(file, { force: true }); // unreadable or unusable: rebuild it below
+    }
+  }
+  const db = await openDatabase('memory');
+  try {
+    await prepareDatabase(db, { migrationsDirs });
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw error;
+  }
+  if (file !== undefined && dir !== undefined) {
+    try {
+      const dump = await dumpMemoryDatabase(db);
+      if (dump !== undefined) {
+        mkdirSync(dir, { recursive: true });
+        const partial = `${file}.${process.pid}.${Date.now()}.partial`;
+        writeFileSync(partial, Buffer.from(await dump.arrayBuffer()));
+        renameSync(partial, file); // atomic: concurrent boots never read half a dump
+      }
+    } catch {
+      // The cache is an optimisation only.
+    }
+  }
+  return db;
+}
