@@ -354,6 +354,7 @@ export class SyncEngine {
     // when every poke carried one (a bare poke asks for the server's latest)
     const drop = Math.max(prev.dropUpToSeq ?? 0, request.dropUpToSeq ?? 0);
     this.#wantPull = {
+      force: prev.force === true || request.force === true ? true : undefined,
       snapshot:
         prev.snapshot !== undefined && request.snapshot !== undefined
           ? newerSnapshot(prev.snapshot, request.snapshot)
@@ -480,6 +481,7 @@ export class SyncEngine {
     if (
       request.snapshot !== undefined &&
       request.init !== true &&
+      request.force !== true &&
       request.dropUpToSeq === undefined &&
       known !== null &&
       compareTokens(request.snapshot.updatedAt, known) <= 0
@@ -509,7 +511,7 @@ export class SyncEngine {
       const err = asUserDbError(e);
       // keep the obligations of the failed pull (not its snapshot: it may be stale by then); after
       // a transient failure the retry comes after the backoff, else with the next trigger
-      const carry = { init: request.init, dropUpToSeq: request.dropUpToSeq };
+      const carry = { init: request.init, dropUpToSeq: request.dropUpToSeq, force: request.force };
       if (isTransient(err) || err instanceof ConflictError) this.#requestPull(carry);
       else this.#pullCarry = carry;
       for (const w of waiters) w.reject(err);
@@ -522,7 +524,11 @@ export class SyncEngine {
     if (err instanceof ConflictError) {
       // the server did not apply the batch: pull, rebase and retry; back off after a few in a row
       this.#uncertain = false;
-      this.#requestPull({});
+      const server = err.serverToken;
+      const known = this.#baseToken;
+      // a server token older than ours: the server went back in time (restored); adopt its document
+      const regressed = server !== null && known !== null && compareTokens(server, known) < 0;
+      this.#requestPull(regressed ? { force: true } : {});
       this.#dispatch({ type: 'conflict' });
       if (this.#state.value.conflicts > this.#maxConflicts) this.#scheduleRetry(err);
       return;

@@ -23,6 +23,8 @@ export interface PullRequest {
   init?: boolean | undefined;
   /** Entries up to this seq were applied by the server already: drop them instead of rebasing. */
   dropUpToSeq?: number | undefined;
+  /** Take the server's document even when its token is not newer (the server went back in time). */
+  force?: boolean | undefined;
 }
 
 /** What {@link pullOnce} did. */
@@ -51,16 +53,18 @@ export async function pullOnce(ctx: PullContext, request: PullRequest): Promise<
     (base.updatedAt === null || compareTokens(candidate.updatedAt, base.updatedAt) > 0)
   ) {
     snapshot = candidate;
-  } else if (candidate === undefined || request.dropUpToSeq !== undefined) {
+  } else if (candidate === undefined || request.dropUpToSeq !== undefined || request.force === true) {
+    const whole = request.dropUpToSeq !== undefined || request.force === true;
     snapshot =
       request.init === true || base.updatedAt === null
         ? await remote.init()
-        : await remote.pull(request.dropUpToSeq !== undefined ? null : base.updatedAt);
+        : await remote.pull(whole ? null : base.updatedAt);
   }
   if (snapshot === null) return { updatedAt: null, conflicts: [] };
   if (
     base.updatedAt !== null &&
     request.dropUpToSeq === undefined &&
+    request.force !== true &&
     compareTokens(snapshot.updatedAt, base.updatedAt) <= 0
   ) {
     return { updatedAt: null, conflicts: [] }; // not newer than what we have

@@ -168,6 +168,25 @@ describe('SyncEngine: conflicts (PT409)', () => {
   });
 });
 
+describe('SyncEngine: a server that went back in time', () => {
+  it('adopts the server document when the conflict names an older token, then pushes', async () => {
+    const t = await synced();
+    t.server.write(docWith([['p_1', 'Newer', 'open']]));
+    await settle();
+    expect(t.store.base.doc).toEqual(t.server.doc);
+    // restored from a backup: older document, older token
+    t.server.doc = docWith([['p_1', 'Restored', 'open']]);
+    t.server.micros -= 10_000n;
+    t.store.append(insert('p_2', 'Mine'));
+    await t.clock.advance(50);
+    expect(rowsOf(t.server.doc)).toEqual([
+      ['p_1', 'Restored', 'open'],
+      ['p_2', 'Mine', 'open'],
+    ]);
+    expect(t.store.base).toEqual({ doc: t.server.doc, updatedAt: t.server.updatedAt });
+  });
+});
+
 describe('SyncEngine: exactly-once', () => {
   it('resends a batch whose answer was lost with the same batch_seq; the server does not apply it twice', async () => {
     const t = await synced();
