@@ -36,7 +36,6 @@ import {
   parseCompactDoc,
   parseTableSchema,
   type RebaseConflict,
-  rebase,
   sameSchema,
   type TableSchema,
   toCompact,
@@ -804,7 +803,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   ): Promise<{ changed: Set<string>; conflicts: RebaseConflict[]; problems: UserDbError[] }> {
     const snapshot = await this.store.load();
     const problems: UserDbError[] = [...snapshot.problems];
-    const { doc, conflicts, bad } = replay(toKeyed(snapshot.base.doc), snapshot.entries);
+    const { view, conflicts, bad } = replay(toKeyed(snapshot.base.doc), snapshot.entries);
     if (bad.length > 0) {
       await this.store.quarantineEntries(bad);
       for (const b of bad) {
@@ -815,7 +814,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
         );
       }
     }
-    const changed = this.view.replaceAll(doc);
+    const changed = this.view.replaceAll(view.toKeyed());
     for (const t of alsoChanged ?? []) changed.add(t);
     this.generation = snapshot.base.generation;
     const last = snapshot.entries.at(-1);
@@ -926,24 +925,25 @@ function rowDiff(layer: ReadLayer, name: string, incoming: KeyedTable): PatchOp[
   return ops;
 }
 
-/** Replays outbox entries on `base` with the tolerant rebase, entry by entry, setting aside malformed ones. */
+/**
+ * Replays outbox entries on `base` with the tolerant rebase, entry by entry (each costs the size of
+ * its patch, not of the document), setting aside entries whose ops are malformed.
+ */
 function replay(
   base: KeyedDoc,
   entries: readonly OutboxEntry[],
-): { doc: KeyedDoc; conflicts: RebaseConflict[]; bad: { seq: number; reason: string }[] } {
-  let doc = base;
+): { view: View; conflicts: RebaseConflict[]; bad: { seq: number; reason: string }[] } {
+  const view = View.fromKeyed(base);
   const conflicts: RebaseConflict[] = [];
   const bad: { seq: number; reason: string }[] = [];
   for (const entry of entries) {
     try {
-      const r = rebase(doc, [entry.ops]);
-      doc = r.doc;
-      conflicts.push(...r.conflicts);
+      conflicts.push(...view.replay(entry.ops));
     } catch (e) {
       bad.push({ seq: entry.seq, reason: e instanceof Error ? e.message : String(e) });
     }
   }
-  return { doc, conflicts, bad };
+  return { view, conflicts, bad };
 }
 
 /**

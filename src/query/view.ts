@@ -13,12 +13,17 @@
  */
 import {
   applyKeyed,
+  isValidValue,
+  type Json,
   jsonEqual,
   type KeyedDoc,
   type KeyedTable,
   type PatchOp,
   parseKeyedPath,
+  type RebaseConflict,
   type Row,
+  rebase,
+  rowKey,
   sameSchema,
   type TableSchema,
 } from '../doc/index.js';
@@ -96,6 +101,26 @@ function applyOp(layer: WriteLayer, op: PatchOp): boolean {
   return true;
 }
 
+/** The key a written row gets in `schema` (values that do not fit their type count as null), if any. */
+function currentKey(schema: TableSchema, table: string, value: Json): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const row: Row = {};
+  for (const f of schema.fields) {
+    const v = Object.hasOwn(value, f.name) ? (value[f.name] as Json) : null;
+    Object.defineProperty(row, f.name, {
+      value: isValidValue(f.type, v) ? v : null,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  }
+  try {
+    return rowKey(schema, row, table);
+  } catch {
+    return undefined;
+  }
+}
+
 interface ViewTable {
   schema: TableSchema;
   rows: Map<string, Row>;
@@ -116,7 +141,12 @@ export class View implements ReadLayer {
   /** A view holding `doc` (its rows are frozen in place). */
   static fromKeyed(doc: KeyedDoc): View {
     const view = new View();
-    view.replaceAll(doc);
+    for (const name of Object.keys(doc.tables)) {
+      const table = doc.tables[name] as KeyedTable;
+      const rows = new Map<string, Row>();
+      for (const key of Object.keys(table.rows)) rows.set(key, deepFreeze(table.rows[key] as Row));
+      view.tables.set(name, { schema: table.schema, rows });
+    }
     return view;
   }
 
@@ -172,6 +202,70 @@ export class View implements ReadLayer {
       if (applyOp(this, op)) changed.add(parseKeyedPath(op.path).table);
     }
     return changed;
+  }
+
+  /**
+   * Replays one pending patch tolerantly, with exactly the document module's `rebase` semantics, and
+   * returns its conflicts. Cost O(size of the patch) for row edits (rebase runs on a small document
+   * holding only the rows the patch names); O(rows of the table) for table and schema edits.
+   * Throws `bad_patch` for a malformed op (nothing changed then).
+   */
+  replay(ops: readonly PatchOp[]): RebaseConflict[] {
+    const fullTables = new Set<string>();
+    const rowKeys = new Map<string, Set<string>>();
+    for (const op of ops) {
+      const path = parseKeyedPath(op.path);
+      if (path.row === undefined) {
+        fullTables.add(path.table);
+        continue;
+      }
+      let keys = rowKeys.get(path.table);
+      if (keys === undefined) {
+        keys = new Set();
+        rowKeys.set(path.table, keys);
+      }
+      keys.add(path.row);
+      // rebase files a written row under its key in the current schema, which may differ
+      const schema = this.schemaOf(path.table);
+      if (schema !== undefined && path.target === 'row' && op.op !== 'remove') {
+        const key = currentKey(schema, path.table, op.value);
+        if (key !== undefined) keys.add(key);
+      }
+    }
+    // The rows the patch names (whole tables for table-level ops) are all rebase looks at.
+    const tables: Record<string, KeyedTable> = {};
+    for (const name of new Set([...fullTables, ...rowKeys.keys()])) {
+      const schema = this.schemaOf(name);
+      if (schema === undefined) continue;
+      let table: KeyedTable;
+      if (fullTables.has(name)) {
+        table = keyedTableOf(this, name, schema);
+      } else {
+        const rows: Record<string, Row> = {};
+        for (const key of rowKeys.get(name) ?? []) {
+          const row = this.getRow(name, key);
+          if (row !== undefined) {
+            Object.defineProperty(rows, key, {
+              value: row,
+              writable: true,
+              enumerable: true,
+              configurable: true,
+            });
+          }
+        }
+        table = { schema, rows };
+      }
+      Object.defineProperty(tables, name, {
+        value: table,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    }
+    const { patches, conflicts } = rebase({ version: 1, tables }, [ops]);
+    // The rewritten patch is strictly valid on those rows, hence on the whole view.
+    this.apply(patches[0] ?? []);
+    return conflicts;
   }
 
   /**
@@ -369,6 +463,8 @@ export class Overlay implements ReadLayer {
       if (row === undefined) t.rows.delete(key);
       else t.rows.set(key, row);
     } else {
+      // a row deleted earlier in this overlay and added again goes to the end, as in the keyed form
+      if (row !== undefined && t.rows.get(key) === null) t.rows.delete(key);
       t.rows.set(key, row ?? null);
     }
   }

@@ -10,11 +10,20 @@ import {
   type KeyedDoc,
   type PatchOp,
   parseKeyedPath,
+  rebase,
   toCompact,
   toKeyed,
 } from '../../src/doc/index.js';
 import { layerToKeyed, Overlay, View } from '../../src/query/index.js';
-import { docArb, FUZZ_RUNS, FUZZ_SEED, intentArb, materialize } from '../unit/arbitraries.js';
+import {
+  docArb,
+  FUZZ_RUNS,
+  FUZZ_SEED,
+  intentArb,
+  materialize,
+  materializePatches,
+  rowIntentArb,
+} from '../unit/arbitraries.js';
 
 const params = { numRuns: FUZZ_RUNS, seed: FUZZ_SEED };
 
@@ -112,6 +121,31 @@ describe('View and Overlay apply keyed ops like applyKeyed', () => {
           for (const [key, row] of view.entries(t)) expect(row).toBe(snapshot.get(t)?.get(key));
         }
       }),
+      params,
+    );
+  });
+});
+
+describe('View.replay is rebase, one patch at a time, on a small document', () => {
+  const intents = fc.array(fc.oneof(intentArb, rowIntentArb), { minLength: 1, maxLength: 8 });
+
+  it('gives the same document and the same conflicts as rebase on the whole document', () => {
+    fc.assert(
+      fc.property(
+        docArb,
+        fc.array(intents, { minLength: 1, maxLength: 4 }),
+        fc.array(fc.oneof(intentArb, rowIntentArb, rowIntentArb), { maxLength: 20 }),
+        (base, local, remote) => {
+          // local patches made on `base`, replayed on a base that others changed meanwhile
+          const { patches } = materializePatches(toKeyed(base), local);
+          const { doc: newer } = materialize(toKeyed(base), remote);
+          const expected = rebase(newer, patches);
+          const view = View.fromKeyed(toKeyed(toCompact(newer)));
+          const conflicts = patches.flatMap((p) => view.replay(p));
+          expect(toCompact(view.toKeyed())).toEqual(toCompact(expected.doc));
+          expect(conflicts).toEqual(expected.conflicts);
+        },
+      ),
       params,
     );
   });
