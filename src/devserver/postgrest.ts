@@ -181,6 +181,7 @@ async function findFunctions(tx: Queryable, schema: string, name: string): Promi
  */
 export class SchemaCache {
   readonly #functions = new Map<string, FunctionInfo[]>();
+  readonly #roles = new Map<string, 'allowed' | 'denied' | 'missing'>();
 
   /** @internal The candidates for `schema.name` matching `keys`, reloading on a miss. */
   async lookup(
@@ -198,6 +199,26 @@ export class SchemaCache {
     return { fn: candidates.find((c) => matches(c, keys)), candidates };
   }
 
+  /**
+   * @internal Whether PostgREST's login role, `authenticator`, may switch to `role`
+   * (`'missing'` when no such role exists). Cached like the functions.
+   */
+  async roleAccess(tx: Queryable, role: string): Promise<'allowed' | 'denied' | 'missing'> {
+    const cached = this.#roles.get(role);
+    if (cached !== undefined) return cached;
+    const rows = await tx.query<{ access: 'allowed' | 'denied' | 'missing' }>(
+      `select case
+         when not exists (select 1 from pg_catalog.pg_roles where rolname = $1) then 'missing'
+         when not exists (select 1 from pg_catalog.pg_roles where rolname = 'authenticator') then 'allowed'
+         when pg_catalog.pg_has_role('authenticator', $1, 'MEMBER') then 'allowed'
+         else 'denied' end as access`,
+      [role],
+    );
+    const access = rows[0]?.access ?? 'missing';
+    if (access !== 'missing') this.#roles.set(role, access); // a role may be created later
+    return access;
+  }
+
   /** Forgets `schema.name` (after the database said it does not exist). */
   forget(schema: string, name: string): void {
     this.#functions.delete(`${schema}.${name}`);
@@ -205,7 +226,10 @@ export class SchemaCache {
 
   /** Handles a `pgrst` notification: `reload schema` (or an empty payload) clears the cache. */
   notify(payload: string): void {
-    if (payload === '' || payload === 'reload schema') this.#functions.clear();
+    if (payload === '' || payload === 'reload schema') {
+      this.#functions.clear();
+      this.#roles.clear();
+    }
   }
 }
 
@@ -359,6 +383,20 @@ export async function handleRpc(
       if (method !== 'POST') await tx.query('set transaction read only');
       const { fn, candidates } = await ctx.schemaCache.lookup(tx, schema, fnName, keys);
       if (fn === undefined) throw new RpcError(404, notFound(schema, fnName, keys, candidates));
+      // PostgREST logs in as `authenticator` and can only become the roles granted to it.
+      const access = await ctx.schemaCache.roleAccess(tx, role);
+      if (access === 'missing') {
+        throw new RpcError(
+          statusForSqlState('22023', authenticated),
+          errorBody('22023', `role "${role}" does not exist`),
+        );
+      }
+      if (access === 'denied') {
+        throw new RpcError(
+          statusForSqlState('42501', authenticated),
+          errorBody('42501', `permission denied to set role "${role}"`),
+        );
+      }
       await tx.query(
         `select
            set_config('role', $1, true),
@@ -422,7 +460,7 @@ export async function handleRpc(
           'PGRST121',
           "Could not parse JSON in the RAISE SQLSTATE 'PGRST' error",
           `Invalid JSON value for MESSAGE or DETAIL: '${error.message}'`,
-          'MESSAGE must be a JSON object with obligatory keys: \'code\', \'message\' and optional keys: \'details\', \'hint\'. DETAIL must be a JSON object with obligatory keys: \'status\', \'headers\' and optional key: \'status_text\'.',
+          "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional keys: 'details', 'hint'. DETAIL must be a JSON object with obligatory keys: 'status', 'headers' and optional key: 'status_text'.",
         ),
       );
       return;
@@ -473,7 +511,8 @@ function customRaise(
   try {
     const m = JSON.parse(message) as Record<string, unknown>;
     const d = JSON.parse(detail ?? '') as Record<string, unknown>;
-    if (typeof m.code !== 'string' || typeof m.message !== 'string' || typeof d.status !== 'number') return undefined;
+    if (typeof m.code !== 'string' || typeof m.message !== 'string' || typeof d.status !== 'number')
+      return undefined;
     const headers: Record<string, string> = {};
     if (typeof d.headers === 'object' && d.headers !== null) {
       for (const [k, v] of Object.entries(d.headers)) if (typeof v === 'string') headers[k] = v;

@@ -245,6 +245,20 @@ describe('error mapping', () => {
     expect(authed.error?.code).toBe('42501');
   });
 
+  it('switches only to roles granted to authenticator, as PostgREST logged in as authenticator', async () => {
+    const superuser = signJwt(
+      { role: 'postgres', sub: alice.id, exp: Math.floor(Date.now() / 1000) + 60 },
+      server.jwtSecret,
+    );
+    const denied = await raw('/rest/v1/rpc/fx_whoami', { headers: { authorization: `Bearer ${superuser}` } });
+    expect(denied.status).toBe(403);
+    expect(denied.body).toMatchObject({ code: '42501', message: 'permission denied to set role "postgres"' });
+    const ghost = signJwt({ role: 'ghost', exp: Math.floor(Date.now() / 1000) + 60 }, server.jwtSecret);
+    const missing = await raw('/rest/v1/rpc/fx_whoami', { headers: { authorization: `Bearer ${ghost}` } });
+    expect(missing.status).toBe(400);
+    expect(missing.body).toMatchObject({ code: '22023', message: 'role "ghost" does not exist' });
+  });
+
   it('follows the PostgREST status table', () => {
     expect(statusForSqlState('23503', true)).toBe(409);
     expect(statusForSqlState('25006', true)).toBe(405);
