@@ -1,7 +1,7 @@
 /**
  * Convergence fuzz: three devices of one user edit at random (insert, update, delete, create a
- * table, transactions), go offline and online, lose responses after commit and get their sockets
- * cut. At quiescence every device must hold the server's document, and every edit nobody overrode
+ * table, transactions), go offline and online, lose responses after commit, get their sockets cut
+ * and are closed and reopened mid-sync. At quiescence every device must hold the server's document, and every edit nobody overrode
  * must be in it. The three devices live through all cases: each case starts from the quiescent
  * state the previous one ended in.
  *
@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DevServer, startDevServer } from '../../src/devserver/index.js';
 import { UserDbError } from '../../src/errors.js';
-import { converged, type Device, newUser, openDevice, serverDoc } from './helpers/devices.js';
+import { converged, type Device, newUser, openDevice, serverDoc, type User } from './helpers/devices.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 50);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
@@ -38,6 +38,7 @@ type Action =
   | { kind: 'offline'; device: number; offline: boolean }
   | { kind: 'dropResponse' }
   | { kind: 'cutSockets' }
+  | { kind: 'reload'; device: number }
   | { kind: 'wait'; ms: number };
 
 const table = fc.constantFrom<Table>(...TABLES);
@@ -73,6 +74,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.constant({ kind: 'dropResponse' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'cutSockets' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('reload' as const), device }) },
   {
     weight: 2,
     arbitrary: fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 40 }) }),
@@ -137,10 +139,11 @@ async function runEdit(d: Device, dev: number, e: Edit, effects: ((m: Model) => 
 
 let server: DevServer;
 const devices: Device[] = [];
+let user: User;
 
 beforeAll(async () => {
   server = await startDevServer({ port: 0 });
-  const user = await newUser(server);
+  user = await newUser(server);
   for (let i = 0; i < 3; i++) devices.push(await openDevice(server, user));
 });
 afterAll(async () => {
@@ -171,7 +174,12 @@ describe('convergence fuzz', () => {
             } else if (a.kind === 'offline') devices[a.device]?.setOffline(a.offline);
             else if (a.kind === 'dropResponse') server.faults.dropResponseAfterCommit(1);
             else if (a.kind === 'cutSockets') server.faults.closeAllSockets();
-            else await new Promise((resolve) => setTimeout(resolve, a.ms));
+            else if (a.kind === 'reload') {
+              // close the tab mid-sync and open it again on the same IndexedDB
+              const old = devices[a.device] as Device;
+              await old.close();
+              devices[a.device] = await openDevice(server, user, { indexedDB: old.indexedDB });
+            } else await new Promise((resolve) => setTimeout(resolve, a.ms));
           }
           // quiescence: everyone online, no more faults
           server.faults.reset();
