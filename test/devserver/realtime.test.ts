@@ -249,6 +249,23 @@ describe('tokens', () => {
       access_token: a.token,
     });
     expect((await raw.reply(join3)).status).toBe('ok');
+    await waitFor(
+      () =>
+        raw
+          .events('system')
+          .some((f) => f[2] === 'realtime:long' && (f[4] as { status: string }).status === 'ok'),
+      5_000,
+      'feed ready',
+    );
+    // A refreshed token replaces the old one and delivery goes on.
+    const refreshed = signJwt(
+      { sub: a.id, role: 'authenticated', exp: Math.floor(Date.now() / 1000) + 600, refreshed: true },
+      server.jwtSecret,
+    );
+    raw.push('realtime:long', 'access_token', { access_token: refreshed }, join3);
+    await raw.roundTrip();
+    await touch(a, 'after refresh');
+    await waitFor(() => raw.events('postgres_changes').length === 1, 10_000, 'event after access_token');
     raw.push('realtime:long', 'access_token', { access_token: 'garbage' }, join3);
     await waitFor(() => raw.events('phx_close').length === 2, 5_000, 'phx_close on a bad access_token');
     raw.close();
