@@ -6,7 +6,7 @@ let server: DevServer;
 const open: Device[] = [];
 
 beforeAll(async () => {
-  server = await startDevServer({ port: 0 });
+  server = await startDevServer({ port: 0, maxRecordBytes: 4096 });
 });
 afterEach(async () => {
   for (const d of open.splice(0)) await d.close();
@@ -37,5 +37,23 @@ describe('sync through the dev server', () => {
     // the whole record came with the event: B did not need to call userdb_pull
     expect(b.rpc.calls.filter((c) => c === 'userdb_pull').length).toBe(pullsBefore);
     expect(await b.db.table('projects').get('p_1')).toMatchObject({ title: 'From A' });
+  });
+
+  it('a record Realtime cut down for size (errors: 413) makes B call userdb_pull instead', async () => {
+    const user = await newUser(server);
+    const a = await openDevice(server, user);
+    const b = await openDevice(server, user);
+    open.push(a, b);
+    await converged([a, b]);
+    const pullsBefore = b.rpc.calls.filter((c) => c === 'userdb_pull').length;
+    await a.db.table('projects').insert({ id: 'big', title: 'x'.repeat(8000), status: 'open' });
+    await a.engine.flush();
+    await eventually(
+      async () => (await b.db.table('projects').get('big')) !== undefined,
+      10_000,
+      'the big row on B',
+    );
+    expect(b.rpc.calls.filter((c) => c === 'userdb_pull').length).toBeGreaterThan(pullsBefore);
+    await converged([a, b]);
   });
 });
