@@ -178,6 +178,17 @@ export class SyncEngine {
         if (change.outbox) this.#onOutboxChanged();
       }),
     );
+    this.#subscriptions.push(
+      this.#online.subscribe((online) => {
+        this.#dispatch({ type: 'platform_online', online });
+        if (online && this.#state.value.leader) {
+          // back online: retry now, and pull what was missed
+          this.#clearTimer('retry');
+          this.#requestPull({});
+          this.#kick();
+        }
+      }),
+    );
     this.#refreshPending();
     const locks = o.locks ?? webLocks() ?? InProcessLocks.shared;
     this.#election = new LeaderElection(locks, `userdb:leader:${deps.userId}`);
@@ -280,14 +291,6 @@ export class SyncEngine {
     this.#wantPush = true;
     this.#requestPull({});
     this.#leading.push(
-      this.#online.subscribe((online) => {
-        this.#dispatch({ type: 'platform_online', online });
-        if (online) {
-          this.#clearTimer('retry');
-          this.#requestPull({});
-          this.#kick();
-        }
-      }),
       this.#focus.subscribe((focused) => {
         if (focused) {
           this.#requestPull({});

@@ -529,6 +529,9 @@ describe('SyncEngine: leadership', () => {
     expect(a.engine.status.leader).toBe(true);
     expect(b.engine.status.leader).toBe(false);
     expect(b.remote.calls).toEqual([]);
+    b.online.set(false); // a follower's status follows the platform too
+    expect(b.engine.status).toMatchObject({ online: false, state: 'offline' });
+    b.online.set(true);
     await a.engine.close();
     await clock.advance(0);
     expect(b.engine.status.leader).toBe(true);
