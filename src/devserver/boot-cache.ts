@@ -12,9 +12,9 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type Database, dumpMemoryDatabase, openDatabase, openMemoryDatabaseFrom } from './database.js';
 import { prepareDatabase, sqlDir } from './migrate.js';
 
@@ -25,13 +25,35 @@ function cacheDir(): string | undefined {
   return setting !== undefined && setting !== '' ? setting : join(tmpdir(), 'userdb-devserver-cache');
 }
 
-function pgliteVersion(): string {
+/**
+ * The installed PGlite's version (dumps are only valid for the version that wrote them);
+ * `'unknown'` if it cannot be found.
+ *
+ * @example
+ * ```ts
+ * pgliteVersion(); // '0.5.17'
+ * ```
+ */
+export function pgliteVersion(): string {
+  const starts: string[] = [];
   try {
-    const require = createRequire(import.meta.url);
-    return (require('@electric-sql/pglite/package.json') as { version: string }).version;
+    starts.push(dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite'))));
   } catch {
-    return 'unknown';
+    // import.meta.resolve is missing under some loaders; fall back to the working directory.
   }
+  starts.push(join(process.cwd(), 'node_modules', '@electric-sql', 'pglite'));
+  for (const start of starts) {
+    let dir = start;
+    for (let i = 0; i < 4; i++) {
+      const file = join(dir, 'package.json');
+      if (existsSync(file)) {
+        const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+        if (pkg.name === '@electric-sql/pglite' && typeof pkg.version === 'string') return pkg.version;
+      }
+      dir = dirname(dir);
+    }
+  }
+  return 'unknown';
 }
 
 /** A hash of everything that shapes a freshly prepared database. */

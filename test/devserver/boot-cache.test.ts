@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { openPreparedMemoryDatabase } from '../../src/devserver/boot-cache.js';
+import { openPreparedMemoryDatabase, pgliteVersion } from '../../src/devserver/boot-cache.js';
 import { defaultMigrationsDir } from '../../src/devserver/index.js';
 import { BOOT_TIMEOUT_MS } from './helpers.js';
 
@@ -21,6 +21,10 @@ afterAll(() => {
   else process.env.USERDB_DEVSERVER_CACHE = saved;
   rmSync(cache, { recursive: true, force: true });
   rmSync(extra, { recursive: true, force: true });
+});
+
+it('keys dumps by the installed PGlite version', () => {
+  expect(pgliteVersion()).toMatch(/^\d+\.\d+\.\d+/);
 });
 
 const dumps = () => readdirSync(cache).filter((f) => f.endsWith('.tar.gz'));
