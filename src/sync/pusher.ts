@@ -52,7 +52,7 @@ function isBadPatch(e: unknown): boolean {
  *
  * @example
  * ```ts
- * const outcome = await pushOnce({ store, remote, maxBytes: 1 << 20, selfRebase });
+ * const outcome = await pushOnce({ store, remote, maxBytes: 1 << 20 });
  * ```
  */
 export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
