@@ -39,6 +39,19 @@ describe('sync through the dev server', () => {
     expect(await b.db.table('projects').get('p_1')).toMatchObject({ title: 'From A' });
   });
 
+  it('db.close() removes the Realtime channel and releases the leader lock', async () => {
+    const user = await newUser(server);
+    const tab1 = await openDevice(server, user);
+    await eventually(() => tab1.engine.status.leader && tab1.sb.getChannels().length === 1);
+    const tab2 = await openDevice(server, user, { indexedDB: tab1.indexedDB });
+    open.push(tab2);
+    expect(tab2.engine.status.leader).toBe(false);
+    await tab1.db.close();
+    await eventually(() => tab1.sb.getChannels().length === 0, 5_000, 'the channel removed');
+    await eventually(() => tab2.engine.status.leader, 5_000, 'handover');
+    await expect(tab1.db.flush()).rejects.toThrow(/closed/);
+  });
+
   it('a record Realtime cut down for size (errors: 413) makes B call userdb_pull instead', async () => {
     const user = await newUser(server);
     const a = await openDevice(server, user);
