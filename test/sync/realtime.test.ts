@@ -22,6 +22,8 @@ describe('sync through the dev server', () => {
     const a = await openDevice(server, user);
     const b = await openDevice(server, user);
     open.push(a, b);
+    // B's channel is joined (its join triggers one pull) before we count B's pulls
+    await eventually(() => b.sb.getChannels().some((c) => c.state === 'joined'), 10_000, "B's channel");
     await converged([a, b]);
     const seen: string[][] = [];
     const sub = b.db
