@@ -1,6 +1,18 @@
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
+import { firstValueFrom } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type DevServer, startDevServer } from '../../src/devserver/index.js';
-import { converged, type Device, eventually, newUser, openDevice } from './helpers/devices.js';
+import { AuthError, DatabaseClosedError, ForbiddenError } from '../../src/errors.js';
+import { createUserDb } from '../../src/index.js';
+import {
+  client,
+  converged,
+  type Device,
+  eventually,
+  newUser,
+  openDevice,
+  schema,
+} from './helpers/devices.js';
 
 let server: DevServer;
 const open: Device[] = [];
@@ -52,6 +64,34 @@ describe('sync through the dev server', () => {
     await eventually(() => tab1.sb.getChannels().length === 0, 5_000, 'the channel removed');
     await eventually(() => tab2.engine.status.leader, 5_000, 'handover');
     await expect(tab1.db.flush()).rejects.toThrow(/closed/);
+  });
+
+  it('createUserDb({ supabase }) needs a session of the same user; a local-only database has a constant status', async () => {
+    const anonymous = client(server);
+    await expect(
+      createUserDb({ supabase: anonymous, schema, indexedDB: new IDBFactory(), IDBKeyRange }),
+    ).rejects.toBeInstanceOf(AuthError);
+    const user = await newUser(server);
+    await expect(
+      createUserDb({
+        supabase: user.sb,
+        userId: 'someone-else',
+        schema,
+        indexedDB: new IDBFactory(),
+        IDBKeyRange,
+      }),
+    ).rejects.toBeInstanceOf(ForbiddenError);
+    const local = await createUserDb({ userId: user.id, schema, indexedDB: new IDBFactory(), IDBKeyRange });
+    await local.table('projects').insert({ id: 'p_1', title: 'local', status: 'open' });
+    expect(await firstValueFrom(local.status$)).toMatchObject({
+      state: 'idle',
+      online: false,
+      leader: false,
+    });
+    await expect(local.flush()).resolves.toBeUndefined();
+    await expect(local.pull()).resolves.toBeUndefined();
+    await local.close();
+    await expect(local.flush()).rejects.toBeInstanceOf(DatabaseClosedError);
   });
 
   it('a record Realtime cut down for size (errors: 413) makes B call userdb_pull instead', async () => {
