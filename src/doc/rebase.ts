@@ -333,7 +333,9 @@ function rebaseOp(draft: KeyedDraft, p: ParsedOp, emit: Emit, changed: Map<strin
  * Replays pending keyed patches (oldest first) on a newer base, tolerantly (see the module docs for
  * the rule of each op shape). Returns the resulting document, the patches rewritten so that each is
  * strictly valid (`applyKeyed`) on the document reached before it, and every local edit that was
- * dropped or turned into something else.
+ * dropped or turned into something else. The inputs are never mutated; tables and rows no op
+ * touches keep their identity. Runs in time linear in the ops plus the rows of the tables they write
+ * (each touched table's rows are copied once for the whole replay, not once per patch).
  *
  * @example
  * ```ts
@@ -342,7 +344,9 @@ function rebaseOp(draft: KeyedDraft, p: ParsedOp, emit: Emit, changed: Map<strin
  * ```
  */
 export function rebase(base: KeyedDoc, pending: readonly (readonly PatchOp[])[]): RebaseResult {
-  let doc = base;
+  // One draft for the whole replay: each table's rows are copied at most once, not once per patch,
+  // so the cost is linear in ops + touched rows. The draft after patch i is the doc reached before i + 1.
+  const draft = new KeyedDraft(base);
   const patches: PatchOp[][] = [];
   const conflicts: RebaseConflict[] = [];
   const emit: Emit = (c) => {
@@ -352,7 +356,6 @@ export function rebase(base: KeyedDoc, pending: readonly (readonly PatchOp[])[])
     conflicts.push(clean);
   };
   for (const patch of pending) {
-    const draft = new KeyedDraft(doc);
     const out: PatchOp[] = [];
     const changed = new Map<string, Json>();
     patch.forEach((op, index) => {
@@ -361,8 +364,7 @@ export function rebase(base: KeyedDoc, pending: readonly (readonly PatchOp[])[])
         out.push(rewritten);
       }
     });
-    doc = draft.result();
     patches.push(out);
   }
-  return { doc, patches, conflicts };
+  return { doc: draft.result(), patches, conflicts };
 }

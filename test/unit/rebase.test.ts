@@ -252,6 +252,50 @@ describe('rebase', () => {
     expect(rebase(newer, []).doc).toBe(newer);
   });
 
+  it('never mutates the base or the pending patches, even when later patches write the same tables', () => {
+    const deepFreeze = <T>(v: T): T => {
+      if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+        Object.freeze(v);
+        for (const child of Object.values(v)) deepFreeze(child);
+      }
+      return v;
+    };
+    const newer = applyKeyed(base(), [
+      O.setCell('projects', 'p_1', 'title', 'Remote'),
+      O.removeRow('projects', 'p_3'),
+      O.addTable('tasks', tasksTable()),
+    ]);
+    const pending: PatchOp[][] = [
+      [O.test('projects', 'p_1', 'title', 'First project'), O.setCell('projects', 'p_1', 'title', 'Local')],
+      [O.addRow('projects', 'p_4', { id: 'p_4', title: 'Fourth' }), O.removeRow('projects', 'p_2')],
+      [O.addTable('tasks', { schema: tasksSchema, rows: { '2': { id: 2, title: 'b', done: true } } })],
+      [O.setCell('tasks', '2', 'title', 'b!'), O.addField('projects', { name: 'owner', type: 'string' })],
+      [O.setCell('projects', 'p_4', 'owner', 'ann'), O.replaceRow('projects', 'p_1', { id: 'p_1' })],
+      [O.setCell('projects', 'p_3', 'title', 'gone'), O.removeRow('members', '[1,"bob"]')],
+      [O.replaceSchema('tasks', { ...tasksSchema, fields: tasksSchema.fields.slice(0, 2) })],
+      [O.addRow('tasks', '3', { id: 3, title: 'c' }), O.removeTable('members')],
+    ];
+    const baseCopy = structuredClone(newer);
+    const pendingCopy = structuredClone(pending);
+    deepFreeze(newer);
+    deepFreeze(pending);
+    const r = rebase(newer, pending);
+    expect(newer).toEqual(baseCopy);
+    expect(pending).toEqual(pendingCopy);
+    let doc = newer;
+    for (const p of r.patches) doc = applyKeyed(doc, p);
+    expect(doc).toEqual(r.doc);
+    expect(Object.keys(r.doc.tables.projects?.rows ?? {})).toEqual(['p_1', 'p_4']);
+    expect(r.doc.tables.projects?.rows.p_4?.owner).toBe('ann');
+    expect(r.doc.tables.tasks?.rows).toEqual({
+      '1': { id: 1, title: 'a' },
+      '2': { id: 2, title: 'b!' },
+      '3': { id: 3, title: 'c' },
+    });
+    expect(r.doc.tables.members).toBeUndefined();
+    expect(r.conflicts.map((c) => c.kind)).toEqual(['field_changed', 'row_deleted']);
+  });
+
   it('throws bad_patch on an op outside the keyed grammar', () => {
     expect(() => rebase(base(), [[{ op: 'remove', path: '/tables/projects/rows/0/1/2' }]])).toThrowError(
       UserDbError,
