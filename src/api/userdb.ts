@@ -43,7 +43,6 @@ import {
 } from '../doc/index.js';
 import {
   DatabaseClosedError,
-  ForbiddenError,
   NotFoundError,
   SchemaError,
   StorageError,
@@ -100,7 +99,10 @@ import { type DbCore, Table, type WriteScope } from './table.js';
 export interface CreateUserDbOptions<S extends SchemaDefinition = SchemaDefinition> {
   /**
    * The user whose document this is; one local IndexedDB database (`userdb:<userId>`) per user.
-   * Optional with `supabase`: then it is read from the client's session.
+   * Optional with `supabase`: then it is read from the client's session, which is awaited (and may
+   * need the network to refresh an expired token). Pass it with `supabase` to start offline: the
+   * database opens from IndexedDB at once and sync waits for a session of this user (see
+   * {@link createUserDb}).
    */
   userId?: string | undefined;
   /**
@@ -952,10 +954,21 @@ function replay(
  * are quarantined and listed in `db.startupErrors` (the database opens anyway). Rejects with
  * {@link StorageError} when IndexedDB cannot be opened.
  *
+ * With `supabase`, the database also syncs (see docs/sync.md):
+ * - with `userId` as well, it opens at once without any session or network call (offline start).
+ *   Every request of sync first checks the client's session: while there is none, or it cannot be
+ *   refreshed, sync retries (`status$`: `backoff`/`offline`, `lastError` an `AuthError` or
+ *   `NetworkError`) and resumes when supabase-js signs in or refreshes the token; a session of
+ *   another user stops sync with a `ForbiddenError` on `status$` (nothing is sent; local data and
+ *   the outbox are kept).
+ * - without `userId`, the user is read from the session first: rejects with `AuthError` when there
+ *   is none.
+ *
  * @example
  * ```ts
  * const schema = defineSchema({ projects: { fields: { id: z.string(), title: z.string() }, primaryKey: ['id'] } });
- * const db = await createUserDb({ userId: session.user.id, schema });
+ * // offline-first: the user id the app remembered from its last sign-in
+ * const db = await createUserDb({ supabase, userId: lastUserId, schema });
  * ```
  */
 export async function createUserDb<S extends SchemaDefinition = SchemaDefinition>(
@@ -963,15 +976,15 @@ export async function createUserDb<S extends SchemaDefinition = SchemaDefinition
 ): Promise<UserDb<S>> {
   const client = options.supabase;
   if (client === undefined) return UserDb.open(options);
-  const sessionUser = await sessionUserId(client);
-  if (options.userId !== undefined && options.userId !== sessionUser) {
-    throw new ForbiddenError('createUserDb: userId is not the user signed in on the supabase client');
-  }
-  const db = await UserDb.open({ ...options, userId: sessionUser });
+  // With `userId` the database opens from IndexedDB at once: no session or network call is awaited
+  // here. Every remote call of sync checks the session first (see `SupabaseRemote`), so a missing
+  // or expired session is retried, and a session of another user stops sync with ForbiddenError.
+  const userId = options.userId ?? (await sessionUserId(client));
+  const db = await UserDb.open({ ...options, userId });
   db.attachSync(
     startSync({
       client,
-      userId: sessionUser,
+      userId,
       store: db.localStore,
       indexedDB: options.indexedDB,
       options: options.sync,
