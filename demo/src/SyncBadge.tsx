@@ -11,14 +11,13 @@ const time = new Intl.DateTimeFormat(undefined, {
 });
 
 /** What the badge says: offline / syncing / N pending / synced at hh:mm:ss. */
-export function describeStatus(
-  s: SyncStatusView | undefined,
-  localOnly: boolean,
-): { kind: string; text: string } {
+export function describeStatus(s: SyncStatusView | undefined): { kind: string; text: string } {
   if (s === undefined) return { kind: 'local', text: 'local only' };
-  // Opened without a session (offline with an expired token): sync starts once it is refreshed.
-  if (localOnly) return { kind: 'offline', text: 'offline · waiting to sign in again' };
   const pending = s.pendingCount > 0 ? ` · ${s.pendingCount} pending` : '';
+  // No usable session (offline with an expired token): sync resumes once supabase-js refreshes it.
+  if (s.lastError?.code === 'auth' && s.state !== 'error') {
+    return { kind: 'offline', text: `offline · waiting to sign in again${pending}` };
+  }
   if (!s.online) return { kind: 'offline', text: `offline${pending}` };
   if (s.state === 'error') return { kind: 'error', text: `sync stopped: ${s.lastError?.message ?? 'error'}` };
   if (s.state === 'pushing' || s.state === 'pulling') return { kind: 'syncing', text: `syncing${pending}` };
@@ -29,9 +28,9 @@ export function describeStatus(
   return { kind: 'syncing', text: 'connecting' };
 }
 
-export function SyncBadge({ db, localOnly }: { db: DemoDb; localOnly: boolean }) {
+export function SyncBadge({ db }: { db: DemoDb }) {
   const status = useSyncStatus(db);
-  const { kind, text } = describeStatus(status, localOnly);
+  const { kind, text } = describeStatus(status);
   return (
     <span
       className={`badge badge-${kind}`}

@@ -11,13 +11,12 @@ import { ConflictToasts } from './Toasts.js';
 interface WorkspaceProps {
   db: DemoDb;
   /** Opened without sync (no session yet); see `useDemoDb`. */
-  localOnly: boolean;
   user: DemoUser;
   network: DemoNetwork;
   onSignOut: () => void;
 }
 
-export function Workspace({ db, localOnly, user, network, onSignOut }: WorkspaceProps) {
+export function Workspace({ db, user, network, onSignOut }: WorkspaceProps) {
   const projects = useQuery(() => db.table('projects').query().orderBy('created_at').observe(), [db]);
   // The selected project lives in the URL hash, so a reload keeps it.
   const [selectedId, setSelectedId] = useState<string | null>(() => location.hash.slice(1) || null);
@@ -31,7 +30,7 @@ export function Workspace({ db, localOnly, user, network, onSignOut }: Workspace
     <div className="app">
       <header>
         <h1>Projects &amp; Tasks</h1>
-        <SyncBadge db={db} localOnly={localOnly} />
+        <SyncBadge db={db} />
         <OfflineSwitch network={network} />
         <span className="user" data-testid="user">
           {user.email ?? 'anonymous'}

@@ -2,15 +2,12 @@
  * Opens the signed-in user's database with sync. The sync engine gets the demo's online signal,
  * so "simulate offline" pauses it the way a lost network would.
  *
- * Offline-first start: `createUserDb({ supabase })` first asks supabase-js for the session, and
- * with an expired access token and no network supabase-js keeps retrying the refresh for up to
- * ~30 s and then has no session. So when the synced database is not there within a moment, the
- * user's local database opens local-only at once (the app shows the data and takes edits), and is
- * swapped for the synced one as soon as that opens, or, if there was no session, when supabase-js
- * has one again.
+ * Offline-first start: the user id remembered from the last sign-in is passed along, so the
+ * database opens from IndexedDB at once even offline with an expired access token (when supabase-js
+ * cannot refresh the session); sync resumes when supabase-js has a session again.
  */
 import type { SupabaseClient } from '@supabase/supabase-js';
-import { AuthError, createUserDb, type UserDb } from 'userdb';
+import { createUserDb, type UserDb } from 'userdb';
 import type { OnlineSignal } from './network.js';
 import { type DemoSchema, schema } from './schema.js';
 
@@ -22,16 +19,13 @@ export type DemoDb = UserDb<DemoSchema>;
 /** An open database, and whether it syncs. */
 export interface OpenedDb {
   db: DemoDb;
-  /** False while it is open local-only for want of a session (see the module documentation). */
+  /** Whether it syncs (always, in this demo: it opens offline too, and syncs once it can). */
   syncing: boolean;
 }
 
-/** How long the synced database may take to open before the local-only one is shown. */
-export const SESSION_GRACE_MS = 1500;
-
 /** What {@link openDemoDb} reports. */
 export interface DemoDbEvents {
-  /** A database to show (first the local-only one, if it came to that, then the synced one). */
+  /** The database to show. */
   opened(opened: OpenedDb): void;
   /** The database cannot be opened at all. */
   failed(error: unknown): void;
@@ -49,51 +43,25 @@ export function openDemoDb(
   events: DemoDbEvents,
 ): () => void {
   let closed = false;
-  let local: DemoDb | null = null;
-  let synced: DemoDb | null = null;
-  let graceTimer: ReturnType<typeof setTimeout> | undefined;
-
-  const openLocal = (): void => {
-    if (local !== null || synced !== null || closed) return;
-    createUserDb({ userId, schema }).then(
-      (db) => {
-        if (closed || synced !== null) {
-          void db.close();
-          return;
-        }
-        local = db;
-        events.opened({ db, syncing: false });
-      },
-      (e: unknown) => {
-        if (!closed && synced === null) events.failed(e);
-      },
-    );
-  };
-
-  graceTimer = setTimeout(openLocal, SESSION_GRACE_MS);
+  let opened: DemoDb | null = null;
+  // With `userId` given, createUserDb opens from IndexedDB at once, without waiting for the session
+  // or the network; sync starts (or waits for a session of this user) in the background.
   createUserDb({ userId, schema, supabase, sync: { online } }).then(
     (db) => {
-      clearTimeout(graceTimer);
       if (closed) {
         void db.close();
         return;
       }
-      synced = db;
+      opened = db;
       events.opened({ db, syncing: true });
-      void local?.close();
-      local = null;
     },
     (e: unknown) => {
-      clearTimeout(graceTimer);
-      if (e instanceof AuthError) openLocal();
-      else if (!closed) events.failed(e);
+      if (!closed) events.failed(e);
     },
   );
 
   return () => {
     closed = true;
-    clearTimeout(graceTimer);
-    void local?.close();
-    void synced?.close();
+    void opened?.close();
   };
 }

@@ -185,12 +185,12 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_0
     expect(await b.projectTitles()).not.toContain('Offline plans');
 
     // Next day, still offline: the access token has expired and cannot be refreshed. The app still
-    // opens the local data at once (local-only), and syncs once the session is refreshed.
+    // opens the local data at once, keeps taking edits, and syncs once the session is refreshed.
     await a.expireSession();
     await a.page.reload();
     await a.selectProject('Offline plans');
     await a.task('Draft while offline').waitFor();
-    await a.page.locator('[data-testid="sync-badge"]:has-text("sign in again")').waitFor();
+    await a.badge('offline');
     await a.addTask('Second offline draft');
 
     await a.context.setOffline(false);
