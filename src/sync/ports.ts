@@ -45,8 +45,17 @@ export interface SyncStore {
   /** The persisted next batch sequence number (starts at 1). */
   getNextBatchSeq(): Promise<number>;
   setNextBatchSeq(next: number): Promise<void>;
-  /** After a push: the new base and token, and deletion of the entries `seq <= upToSeq`, at once. */
-  commitPush(args: { newBase: CompactDoc; updatedAt: string; upToSeq: number }): Promise<void>;
+  /**
+   * After a push: the new base and token, and deletion of the entries `seq <= upToSeq`, at once.
+   * `exact`: `newBase` is the stored base with those entries applied, so views that already show
+   * them stay as they are instead of rebuilding from the new base.
+   */
+  commitPush(args: {
+    newBase: CompactDoc;
+    updatedAt: string;
+    upToSeq: number;
+    exact?: boolean;
+  }): Promise<void>;
   /**
    * After a pull: in one transaction, deletes the entries `seq <= dropUpToSeq` (a batch the server
    * had already applied), reads the remaining entries, passes them to `rewrite` (synchronous, pure),

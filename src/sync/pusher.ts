@@ -103,7 +103,7 @@ export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
 
   if (ops.length === 0) {
     // every entry of the batch was dropped by a rebase: nothing to send
-    await store.commitPush({ newBase: base.doc, updatedAt: base.updatedAt, upToSeq: batchSeq });
+    await store.commitPush({ newBase: base.doc, updatedAt: base.updatedAt, upToSeq: batchSeq, exact: true });
     return { kind: 'pushed', updatedAt: base.updatedAt, upToSeq: batchSeq };
   }
 
@@ -120,7 +120,8 @@ export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
     throw e;
   }
   if (!result.applied) return { kind: 'already_applied', upToSeq: batchSeq };
+  // base + this batch, compiled from the same entries every view has applied: views keep their state
   const newBase = applyCompact(base.doc, ops);
-  await store.commitPush({ newBase, updatedAt: result.updatedAt, upToSeq: batchSeq });
+  await store.commitPush({ newBase, updatedAt: result.updatedAt, upToSeq: batchSeq, exact: true });
   return { kind: 'pushed', updatedAt: result.updatedAt, upToSeq: batchSeq };
 }
