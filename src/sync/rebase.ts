@@ -8,11 +8,9 @@ import {
   type CompactDoc,
   type Json,
   jsonEqual,
-  type KeyedDoc,
   keyedPath,
   type PatchOp,
   type RebaseConflict,
-  type RebaseResult,
   rebase,
   toKeyed,
 } from '../doc/index.js';
@@ -78,7 +76,10 @@ export function rebaseOutbox(
   handlers: Readonly<Record<string, ConflictHandler>> = {},
 ): OutboxRebase {
   if (entries.length === 0) return { entries: [], rebased: [], conflicts: [] };
-  const result = rebaseInChunks(toKeyed(doc), entries);
+  const result = rebase(
+    toKeyed(doc),
+    entries.map((e) => e.ops),
+  );
   const patches = result.patches;
   const conflicts: SyncConflict[] = [];
   for (const c of result.conflicts) {
@@ -127,54 +128,6 @@ function createsTable(ops: readonly PatchOp[]): boolean {
 }
 
 const TABLE_PATH = /^\/tables\/[^/]+$/;
-
-/**
- * `rebase(base, entries)`, in chunks of `chunkSize` entries: each chunk is first replayed as one
- * patch; when that comes back unchanged and without conflicts (the usual case: the remote changes
- * do not touch what the chunk edits) its entries stay as they are, otherwise the chunk is replayed
- * entry by entry. Same result, but a long outbox costs one table copy per chunk instead of one per
- * entry.
- *
- * @example
- * ```ts
- * const { patches, conflicts } = rebaseInChunks(toKeyed(serverDoc), outbox, 128);
- * ```
- */
-export function rebaseInChunks(
-  base: KeyedDoc,
-  entries: readonly SyncOutboxEntry[],
-  chunkSize = 128,
-): RebaseResult {
-  const CHUNK = Math.max(1, Math.floor(chunkSize));
-  let doc = base;
-  const patches: PatchOp[][] = [];
-  const conflicts: RebaseConflict[] = [];
-  for (let start = 0; start < entries.length; start += CHUNK) {
-    const chunk = entries.slice(start, start + CHUNK).map((e) => e.ops);
-    const whole = chunk.flat();
-    const together = chunk.length > 1 ? rebase(doc, [whole]) : undefined;
-    if (
-      together !== undefined &&
-      together.conflicts.length === 0 &&
-      sameOps(together.patches[0] ?? [], whole)
-    ) {
-      patches.push(...chunk.map((ops) => [...ops]));
-      doc = together.doc;
-      continue;
-    }
-    const each = rebase(doc, chunk);
-    patches.push(...each.patches);
-    conflicts.push(...each.conflicts);
-    doc = each.doc;
-  }
-  return { doc, patches, conflicts };
-}
-
-function sameOps(a: readonly PatchOp[], b: readonly PatchOp[]): boolean {
-  return (
-    a.length === b.length && a.every((op, i) => jsonEqual(op as unknown as Json, b[i] as unknown as Json))
-  );
-}
 
 /** Removes every local test and replace of one cell: the remote value stays. */
 function dropCell(patches: PatchOp[][], path: string): void {
