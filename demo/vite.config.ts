@@ -1,5 +1,5 @@
 /**
- * Vite config of the userdb demo PWA. The app imports `userdb` and `userdb/react` straight from the
+ * Vite config of the userdb demo PWA. The app imports `supabase-userdb` and `supabase-userdb/react` straight from the
  * sources (no library build needed); vite-plugin-pwa generates the service worker that precaches
  * the app shell and the web manifest.
  */
@@ -15,8 +15,8 @@ export default defineConfig({
   base: './',
   resolve: {
     alias: [
-      { find: /^userdb\/react$/, replacement: src('react/index.ts') },
-      { find: /^userdb$/, replacement: src('index.ts') },
+      { find: /^supabase-userdb\/react$/, replacement: src('react/index.ts') },
+      { find: /^supabase-userdb$/, replacement: src('index.ts') },
     ],
   },
   build: {

@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { createUserDb, defineSchema } from 'userdb';
+ * import { createUserDb, defineSchema } from 'supabase-userdb';
  * import { z } from 'zod';
  *
  * const schema = defineSchema({

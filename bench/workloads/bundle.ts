@@ -1,5 +1,5 @@
 /**
- * Workload 8: the size of the `userdb` core entry (src/index.ts) as a browser ESM bundle, minified
+ * Workload 8: the size of the `supabase-userdb` core entry (src/index.ts) as a browser ESM bundle, minified
  * by esbuild and gzipped (level 9): without its dependencies (every package external, as an app
  * that already has them sees it) and with them bundled in (the note lists which ones).
  */

@@ -1,5 +1,5 @@
 import { useSyncExternalStore } from 'react';
-import { useSyncStatus } from 'userdb/react';
+import { useSyncStatus } from 'supabase-userdb/react';
 import type { DemoDb, SyncStatusView } from './db.js';
 import type { DemoNetwork } from './network.js';
 

@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from 'react';
-import { useQuery } from 'userdb/react';
+import { useQuery } from 'supabase-userdb/react';
 import type { DemoDb } from './db.js';
 import { newId, type Project } from './schema.js';
 

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { useQuery } from 'userdb/react';
+import { useQuery } from 'supabase-userdb/react';
 import type { DemoDb } from './db.js';
 import type { DemoNetwork } from './network.js';
 import { ProjectList } from './ProjectList.js';

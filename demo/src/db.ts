@@ -7,11 +7,11 @@
  * cannot refresh the session); sync resumes when supabase-js has a session again.
  */
 import type { SupabaseClient } from '@supabase/supabase-js';
-import { createUserDb, type UserDb } from 'userdb';
+import { createUserDb, type UserDb } from 'supabase-userdb';
 import type { OnlineSignal } from './network.js';
 import { type DemoSchema, schema } from './schema.js';
 
-export type { SyncConflict as ConflictView, SyncStatus as SyncStatusView } from 'userdb';
+export type { SyncConflict as ConflictView, SyncStatus as SyncStatusView } from 'supabase-userdb';
 
 /** The demo's database. */
 export type DemoDb = UserDb<DemoSchema>;

@@ -1,5 +1,5 @@
 /** The demo's two tables (the seed's `projects` and `tasks`). */
-import { defineSchema, type RowOf } from 'userdb';
+import { defineSchema, type RowOf } from 'supabase-userdb';
 import { z } from 'zod';
 
 export const schema = defineSchema({

@@ -1,5 +1,5 @@
 /**
- * Internal hooks for the sync engine (not part of the public API; not exported from `userdb`).
+ * Internal hooks for the sync engine (not part of the public API; not exported from `supabase-userdb`).
  *
  * - `localStore(db)`: the {@link LocalStore} — `readOutbox({ afterSeq, maxBytes })`,
  *   `commitPush({ newBase, updatedAt, upToSeq, nextBatchSeq?, exact? })` (base stored and pushed entries

@@ -1,17 +1,17 @@
 #!/usr/bin/env node
 /**
- * `userdb-dev`: runs the dev server from the command line.
+ * `supabase-userdb-dev`: runs the dev server from the command line.
  *
  * @example
  * ```sh
- * userdb-dev --port 54321 --db ./.userdb-data
- * DATABASE_URL=postgres://postgres:postgres@localhost:5432/postgres userdb-dev
+ * supabase-userdb-dev --port 54321 --db ./.userdb-data
+ * DATABASE_URL=postgres://postgres:postgres@localhost:5432/postgres supabase-userdb-dev
  * ```
  */
 import { parseArgs } from 'node:util';
 import { startDevServer } from './server.js';
 
-const USAGE = `Usage: userdb-dev [--port 54321] [--host 127.0.0.1] [--db memory|<dir>|postgres://…] [--jwt-secret <secret>]
+const USAGE = `Usage: supabase-userdb-dev [--port 54321] [--host 127.0.0.1] [--db memory|<dir>|postgres://…] [--jwt-secret <secret>]
 
   --port        TCP port (0 picks a free one; default 54321)
   --host        interface to bind (default 127.0.0.1)
@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   }
   const port = values.port === undefined ? 54321 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    process.stderr.write(`userdb-dev: invalid --port ${values.port}\n${USAGE}`);
+    process.stderr.write(`supabase-userdb-dev: invalid --port ${values.port}\n${USAGE}`);
     process.exitCode = 2;
     return;
   }
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     server.stop().then(
       () => process.exit(0),
       (error: unknown) => {
-        process.stderr.write(`userdb-dev: ${String(error)}\n`);
+        process.stderr.write(`supabase-userdb-dev: ${String(error)}\n`);
         process.exit(1);
       },
     );
@@ -80,6 +80,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`userdb-dev: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`supabase-userdb-dev: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });

@@ -1,11 +1,11 @@
 /**
- * `userdb/devserver`: a local backend that speaks what `@supabase/supabase-js`
+ * `supabase-userdb/devserver`: a local backend that speaks what `@supabase/supabase-js`
  * speaks (PostgREST RPC, Realtime `postgres_changes`, GoTrue email/anonymous auth)
  * over PGlite or PostgreSQL, without Docker. For tests, demos and offline work.
  *
  * @example
  * ```ts
- * import { startDevServer } from 'userdb/devserver';
+ * import { startDevServer } from 'supabase-userdb/devserver';
  * import { createClient } from '@supabase/supabase-js';
  * import WebSocket from 'ws';
  *

@@ -1,12 +1,12 @@
 /**
- * React bindings of userdb (`userdb/react`): live queries and the sync status as hook values, built
+ * React bindings of userdb (`supabase-userdb/react`): live queries and the sync status as hook values, built
  * on `useSyncExternalStore` (no tearing in concurrent rendering; a component renders again only when
  * the value changes by reference, and userdb's live queries keep unchanged results and rows
  * identical).
  *
  * @example
  * ```tsx
- * import { useQuery, useSyncStatus } from 'userdb/react';
+ * import { useQuery, useSyncStatus } from 'supabase-userdb/react';
  *
  * function Projects({ db }: { db: UserDb<typeof schema.definition> }) {
  *   const projects = useQuery(() => db.table('projects').query().orderBy('created_at').observe(), [db]);

@@ -6,7 +6,7 @@ import { BOOT_TIMEOUT_MS } from './helpers.js';
 const cli = fileURLToPath(new URL('../../src/devserver/cli.ts', import.meta.url));
 
 it(
-  'userdb-dev prints the URL and keys, serves, and stops cleanly on SIGINT',
+  'supabase-userdb-dev prints the URL and keys, serves, and stops cleanly on SIGINT',
   async () => {
     const child = spawn(
       process.execPath,
@@ -42,7 +42,7 @@ it(
 );
 
 it(
-  'userdb-dev refuses a bad port',
+  'supabase-userdb-dev refuses a bad port',
   async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', cli, '--port', 'many'], {
       stdio: ['ignore', 'pipe', 'pipe'],
