@@ -14,7 +14,9 @@
 --     etc. are honoured first, as Supabase's definitions do);
 --   * schema extensions (where Supabase installs extensions);
 --   * Supabase's default privileges on schema public;
---   * the (empty) publication supabase_realtime.
+--   * the (empty) publication supabase_realtime;
+--   * schema realtime with realtime.messages, realtime.topic() and realtime.send()
+--     (Broadcast from the database, private channels authorized by RLS).
 --
 -- It must be run by a superuser (PGlite's single user is one). It is idempotent:
 -- running it again changes nothing. It is not a migration and must not be run on a
@@ -230,3 +232,57 @@ begin
   end if;
 end
 $bootstrap$;
+
+-- realtime.messages, realtime.topic() and realtime.send(): Broadcast from the database,
+-- as Supabase Realtime's own migrations define them (the hosted table is partitioned by
+-- inserted_at and pruned after a few days; here it is one table that the dev server
+-- prunes). A private channel join is authorized by running a select on realtime.messages
+-- as the joining user, with realtime.topic() returning the channel's topic; sending is an
+-- insert that realtime.send turns into a WARNING when it fails, as on Supabase.
+create schema if not exists realtime;
+grant usage on schema realtime to anon, authenticated, service_role;
+
+create table if not exists realtime.messages (
+  topic text not null,
+  extension text not null,
+  payload jsonb,
+  event text,
+  private boolean default false,
+  updated_at timestamp without time zone not null default now(),
+  inserted_at timestamp without time zone not null default now(),
+  id uuid not null default gen_random_uuid(),
+  primary key (id, inserted_at)
+);
+create index if not exists messages_inserted_at_topic_index
+  on realtime.messages (inserted_at desc, topic)
+  where extension = 'broadcast' and private is true;
+alter table realtime.messages enable row level security;
+grant select, insert, update, delete on table realtime.messages to anon, authenticated, service_role;
+
+create or replace function realtime.topic()
+returns text
+language sql
+stable
+as $$
+  select nullif(current_setting('realtime.topic', true), '')::text;
+$$;
+
+create or replace function realtime.send(payload jsonb, event text, topic text, private boolean default true)
+returns void
+language plpgsql
+as $$
+begin
+  begin
+    -- The topic of the message, for insert policies that read realtime.topic().
+    perform pg_catalog.set_config('realtime.topic', topic, true);
+    insert into realtime.messages (payload, event, topic, private, extension)
+    values (payload, event, topic, private, 'broadcast');
+  exception
+    when others then
+      raise warning 'ErrorSendingBroadcastMessage: %', sqlerrm;
+  end;
+end;
+$$;
+
+grant execute on function realtime.topic(), realtime.send(jsonb, text, text, boolean)
+  to anon, authenticated, service_role;
