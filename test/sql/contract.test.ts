@@ -86,6 +86,12 @@ const PROJECTS = {
   ],
 };
 
+if (!process.env.DATABASE_URL) {
+  console.warn(
+    'test/sql: the PostgreSQL tests did not run (DATABASE_URL is not set); run them with DATABASE_URL=postgres://user:pass@127.0.0.1:5432/db npx vitest run test/sql (a superuser URL: each run creates and drops its own database)',
+  );
+}
+
 describe('CI runs the contract on a real server', () => {
   it('has DATABASE_URL whenever CI is set', () => {
     if (process.env.CI) expect(process.env.DATABASE_URL, 'CI must provide a PostgreSQL server').toBeTruthy();
@@ -238,7 +244,7 @@ describe.each(engines().map((f) => [f.name, f] as const))('userdb contract on %s
       expect(n).toBe(1);
     });
 
-    it('lint: every userdb function is security invoker with a fixed empty search_path', async () => {
+    it('lint: every userdb function is security invoker with a fixed empty search_path (but the log trigger)', async () => {
       const fns = await engine.admin((q) =>
         q.rows<{ name: string; secdef: boolean; config: string[] | null }>(
           `select n.nspname || '.' || p.proname as name, p.prosecdef as secdef, p.proconfig as config
@@ -257,8 +263,13 @@ describe.each(engines().map((f) => [f.name, f] as const))('userdb contract on %s
           'public.userdb_pull',
         ]),
       );
-      const offending = fns.filter((f) => f.secdef || !(f.config ?? []).includes('search_path=""'));
+      // The one security definer: the log trigger, which writes the change log and sends
+      // the broadcast (users have no insert right on either).
+      const offending = fns.filter(
+        (f) => (f.secdef && f.name !== 'userdb.log_change') || !(f.config ?? []).includes('search_path=""'),
+      );
       expect(offending).toEqual([]);
+      expect(fns.filter((f) => f.secdef).map((f) => f.name)).toEqual(['userdb.log_change']);
     });
 
     it('anon may execute no userdb function; authenticated and service_role may execute the API', async () => {
@@ -464,7 +475,7 @@ describe.each(engines().map((f) => [f.name, f] as const))('userdb contract on %s
       const row = await stored(uid);
       expect(res.updated_at).toBe(row?.updated_at);
       expect(row?.db.tables.projects?.rows[0]).toEqual(['p1', 'Uno', false]);
-      expect(row?.clients).toEqual({ c1: 1 });
+      expect(row?.clients).toEqual({ c1: [1, expect.any(Number)] });
     });
 
     it('a stale token raises PT409 carrying the current token and changes nothing', async () => {
@@ -505,7 +516,7 @@ describe.each(engines().map((f) => [f.name, f] as const))('userdb contract on %s
       const row = await stored(uid);
       expect(row?.db.tables.projects?.rows.filter((r) => r[0] === 'p4')).toHaveLength(1);
       expect(row?.updated_at).toBe(other.updated_at);
-      expect(row?.clients).toEqual({ c1: 7, c2: 1 });
+      expect(row?.clients).toEqual({ c1: [7, expect.any(Number)], c2: [1, expect.any(Number)] });
     });
 
     it('an older batch_seq than the recorded one is not applied', async () => {
@@ -527,10 +538,50 @@ describe.each(engines().map((f) => [f.name, f] as const))('userdb contract on %s
       expect((await sqlError(patch(uid, ops, b.updated_at, 'c1', null))).code).toBe('22023');
     });
 
+    /**
+     * Runs `calls` while another connection holds the row lock of `uid`, and releases the
+     * lock only once all `n` calls are waiting on a lock: every call reads the row after
+     * the same moment, whatever the scheduling (no timing luck).
+     */
+    async function behindRowLock<T>(
+      uid: string,
+      n: number,
+      calls: () => Promise<T>[],
+    ): Promise<PromiseSettledResult<T>[]> {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      let locked!: () => void;
+      const held = new Promise<void>((r) => {
+        locked = r;
+      });
+      const holder = engine.admin(async (q) => {
+        await q.rows('select 1 from public.user_databases where user_id = $1 for update', [uid]);
+        locked();
+        await gate;
+      });
+      await held;
+      const running = Promise.allSettled(calls());
+      for (;;) {
+        const waiting = await engine.admin((q) =>
+          q.one<number>(
+            `select count(*)::int from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock'`,
+          ),
+        );
+        if (waiting >= n) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      release();
+      await holder;
+      return running;
+    }
+
     if (factory.name !== 'PGlite') {
-      it('race: 20 connections with the same token: exactly one applies, 19 get PT409', async () => {
+      it('race: 20 connections with the same token, all waiting on the row lock: exactly one applies, 19 get PT409', async () => {
         const { uid, token } = await userWithProjects();
-        const results = await Promise.allSettled(
+        const results = await behindRowLock(uid, 20, () =>
           Array.from({ length: 20 }, (_, i) =>
             patch(
               uid,
@@ -558,7 +609,13 @@ describe.each(engines().map((f) => [f.name, f] as const))('userdb contract on %s
       it('race: one batch sent on 5 connections at once (retries racing the original) applies once', async () => {
         const { uid, token } = await userWithProjects();
         const ops = [{ op: 'add', path: '/tables/projects/rows/-', value: ['dup', 'once', false] }];
-        const results = await Promise.all(Array.from({ length: 5 }, () => patch(uid, ops, token, 'same', 1)));
+        const settled = await behindRowLock(uid, 5, () =>
+          Array.from({ length: 5 }, () => patch(uid, ops, token, 'same', 1)),
+        );
+        const results = settled.map((r) => {
+          if (r.status === 'rejected') throw r.reason;
+          return r.value;
+        });
         expect(results.filter((r) => r.applied)).toHaveLength(1);
         const winner = results.find((r) => r.applied)!;
         expect(results.filter((r) => !r.applied)).toEqual(
