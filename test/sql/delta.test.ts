@@ -55,7 +55,8 @@ function applyChain(doc: CompactDoc, changes: Change[]): CompactDoc {
   for (const c of changes) {
     if (c.ops === null) throw new Error('reset in a delta answer');
     for (const op of c.ops) {
-      out = op.path === '' && op.op === 'replace' ? (op.value as CompactDoc) : applyCompact(out, [op]);
+      out =
+        op.path === '' && op.op === 'replace' ? (op.value as unknown as CompactDoc) : applyCompact(out, [op]);
     }
   }
   return out;
@@ -146,7 +147,7 @@ describe.each(engines().map((f) => [f.name, f] as const))('delta sync on %s', (_
 
   const logOf = (uid: string) =>
     engine.admin((q) =>
-      q.rows<Change & { bytes: number; total: number }>(
+      q.rows<Change & { bytes: number; total: number; [k: string]: unknown }>(
         `select to_json(before) #>> '{}' as before, to_json(after) #>> '{}' as after, ops, client_id,
                 batch_seq::int, bytes::int, total::int
            from userdb.changes where user_id = $1 order by id`,
