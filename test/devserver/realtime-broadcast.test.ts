@@ -177,7 +177,11 @@ describe('broadcast from the database', () => {
     const meta = JSON.stringify({ id: rows[0]!.id });
     expect([...frame.subarray(0, 5)]).toEqual([4, fullTopic.length, 3, meta.length, 1]);
     let offset = 5;
-    const take = (n: number) => frame.subarray(offset, (offset += n)).toString('utf8');
+    const take = (n: number) => {
+      const text = frame.subarray(offset, offset + n).toString('utf8');
+      offset += n;
+      return text;
+    };
     expect(take(fullTopic.length)).toBe(fullTopic);
     expect(take(3)).toBe('evt');
     expect(take(meta.length)).toBe(meta);

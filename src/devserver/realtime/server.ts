@@ -904,7 +904,7 @@ export class RealtimeServer {
 
     const now = Math.floor(Date.now() / 1000);
     const rel = `${quoteIdent(change.schema)}.${quoteIdent(change.table)}`;
-    const keyValues = info.primaryKey.map((column) => (newRecord ?? identity ?? {})[column] ?? null);
+    const keyValues = info.primaryKey.map((column) => (newRecord ?? identity)?.[column] ?? null);
     const keyText = JSON.stringify(keyValues);
     const targets: PlannedChange['targets'] = [];
     for (const c of candidates) {
