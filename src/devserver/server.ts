@@ -266,6 +266,14 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
         socket.destroy();
         return;
       }
+      // The same keys as the HTTP routes: only the project's anon and service_role keys
+      // open a socket (a user's access token or any other signed JWT is no API key).
+      const header = req.headers.apikey;
+      const apiKey = requestUrl.searchParams.get('apikey') ?? (typeof header === 'string' ? header : '');
+      if (!apiKeys.has(apiKey)) {
+        socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
       realtime.handleUpgrade(req, socket, head, requestUrl);
     });
     server.on('clientError', (_error, socket) => socket.destroy());

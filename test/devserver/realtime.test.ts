@@ -210,7 +210,7 @@ describe('tokens', () => {
     const a = await signedUp(server);
     await a.sb.rpc('userdb_init');
     const soon = signJwt(
-      { sub: a.id, role: 'authenticated', exp: Math.floor(Date.now() / 1000) + 1 },
+      { sub: a.id, role: 'authenticated', exp: Math.floor(Date.now() / 1000) + 2 },
       server.jwtSecret,
     );
     const raw = new RawSocket(server);

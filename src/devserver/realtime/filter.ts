@@ -109,7 +109,7 @@ function matchesOne(
   record: Readonly<Record<string, unknown>> | null | undefined,
   columns: readonly ChangeColumn[],
 ): boolean {
-  if (record == null || !(filter.column in record)) return false;
+  if (record == null || !Object.hasOwn(record, filter.column)) return false;
   const value = record[filter.column];
   if (value === null || value === undefined) return false;
   const type = columns.find((c) => c.name === filter.column)?.type;

@@ -79,3 +79,77 @@ export function encodeFrame(message: PhoenixMessage, vsn: Vsn): string {
   }
   return JSON.stringify(message);
 }
+
+/** A broadcast a client pushed: realtime-js's binary "user broadcast push" (kind 3) or a JSON map. */
+export interface UserBroadcast {
+  /** The user event name (`channel.send({ event })`). */
+  event: string;
+  /** `json`: `payload` holds JSON text; `binary`: raw bytes. */
+  encoding: 'json' | 'binary';
+  payload: Buffer;
+}
+
+const USER_BROADCAST_PUSH = 3;
+const USER_BROADCAST = 4;
+
+/**
+ * Decodes a binary frame of vsn 2.0.0. Only the user broadcast push (kind 3) that
+ * realtime-js sends for `channel.send({ type: 'broadcast', ... })` is understood;
+ * `undefined` for anything else or a truncated frame.
+ *
+ * @example
+ * ```ts
+ * const push = decodeBinaryFrame(data); // { join_ref, ref, topic, broadcast: { event, encoding, payload } }
+ * ```
+ */
+export function decodeBinaryFrame(
+  data: Buffer,
+): { join_ref: string | null; ref: string | null; topic: string; broadcast: UserBroadcast } | undefined {
+  if (data.length < 7 || data[0] !== USER_BROADCAST_PUSH) return undefined;
+  const sizes = [data[1], data[2], data[3], data[4], data[5]] as number[];
+  const encoding = data[6];
+  let offset = 7;
+  const parts: string[] = [];
+  for (const size of sizes) {
+    if (offset + size > data.length) return undefined;
+    parts.push(data.subarray(offset, offset + size).toString('utf8'));
+    offset += size;
+  }
+  const [joinRef, ref, topic, event] = parts as [string, string, string, string];
+  return {
+    join_ref: joinRef === '' ? null : joinRef,
+    ref: ref === '' ? null : ref,
+    topic,
+    broadcast: { event, encoding: encoding === 0 ? 'binary' : 'json', payload: data.subarray(offset) },
+  };
+}
+
+/**
+ * Encodes a broadcast for a vsn 2.0.0 client as Realtime's serializer does: the binary
+ * "user broadcast" frame (kind 4: topic, event, metadata JSON, payload encoding, then the
+ * payload bytes), which realtime-js decodes to `{ type: 'broadcast', event, payload, meta }`.
+ * `undefined` when the topic, event or metadata exceed 255 bytes (Realtime drops those).
+ *
+ * @example
+ * ```ts
+ * ws.send(encodeUserBroadcast('realtime:room', { event: 'e', encoding: 'json', payload: Buffer.from('{}') }, { id }));
+ * ```
+ */
+export function encodeUserBroadcast(
+  topic: string,
+  broadcast: UserBroadcast,
+  metadata: Record<string, unknown> | undefined,
+): Buffer | undefined {
+  const topicBytes = Buffer.from(topic, 'utf8');
+  const eventBytes = Buffer.from(broadcast.event, 'utf8');
+  const metaBytes = Buffer.from(metadata === undefined ? '' : JSON.stringify(metadata), 'utf8');
+  if (topicBytes.length > 255 || eventBytes.length > 255 || metaBytes.length > 255) return undefined;
+  const header = Buffer.from([
+    USER_BROADCAST,
+    topicBytes.length,
+    eventBytes.length,
+    metaBytes.length,
+    broadcast.encoding === 'json' ? 1 : 0,
+  ]);
+  return Buffer.concat([header, topicBytes, eventBytes, metaBytes, broadcast.payload]);
+}

@@ -1,9 +1,13 @@
 /**
  * The Realtime subset: a Phoenix websocket at `/realtime/v1/websocket` serving
- * `postgres_changes`. Changes come from the capture triggers (sql/realtime.sql)
- * through `NOTIFY`; each one is delivered to a channel only if it passes the
- * binding's filter and the channel's user can select the row, checked by selecting
- * it as that user (role + `request.jwt.claims`), the way Realtime's `apply_rls` does.
+ * `postgres_changes` and Broadcast (from the database and between clients), on public
+ * and private channels. Changes and `realtime.messages` inserts come from the capture
+ * triggers (sql/realtime.sql) through `NOTIFY`, in commit order. A change is delivered to
+ * a channel only if it passes the binding's filter and the channel's user can select the
+ * row, checked by selecting it as that user (role + `request.jwt.claims`), the way
+ * Realtime's `apply_rls` does, for a whole batch of changes and subscribers in one query.
+ * A broadcast goes to the channels of its topic (private ones only when their join was
+ * authorized by the RLS policies of `realtime.messages`, see authorization.ts).
  *
  * @example
  * ```ts
@@ -15,10 +19,19 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
-import type { Database, Queryable } from '../database.js';
+import type { Database } from '../database.js';
 import { type JwtClaims, verifyJwt } from '../jwt.js';
+import { ChannelAuthorization } from './authorization.js';
 import { type ChangeColumn, matchesFilter, parseFilter, type RealtimeFilter } from './filter.js';
-import { decodeFrame, encodeFrame, type PhoenixMessage, type Vsn } from './phoenix.js';
+import {
+  decodeBinaryFrame,
+  decodeFrame,
+  encodeFrame,
+  encodeUserBroadcast,
+  type PhoenixMessage,
+  type UserBroadcast,
+  type Vsn,
+} from './phoenix.js';
 
 /** Options of {@link RealtimeServer}. */
 export interface RealtimeOptions {
@@ -47,6 +60,16 @@ interface Channel {
   claims: JwtClaims;
   role: string;
   expiryTimer: NodeJS.Timeout | undefined;
+  /** `config.private`: broadcasts of this channel are authorized by RLS on realtime.messages. */
+  private: boolean;
+  /** Whether the channel receives broadcasts (always for public channels). */
+  broadcastRead: boolean;
+  /** Whether the channel's own broadcasts are relayed; undefined until first checked. */
+  broadcastWrite: boolean | undefined;
+  /** `config.broadcast.self`: the sender receives its own broadcasts too. */
+  self: boolean;
+  /** `config.broadcast.ack`: each client broadcast is answered. */
+  ack: boolean;
 }
 
 interface Client {
@@ -54,6 +77,8 @@ interface Client {
   vsn: Vsn;
   apiKey: string;
   channels: Map<string, Channel>;
+  /** The client's messages are handled one after another, in the order they came. */
+  queue: Promise<void>;
 }
 
 interface CapturedChange {
@@ -65,25 +90,66 @@ interface CapturedChange {
   old_record: Record<string, unknown> | null;
 }
 
+/** A `realtime.messages` insert (extension `broadcast`), as the capture trigger queues it. */
+interface CapturedMessage {
+  type: 'BROADCAST';
+  id: string;
+  topic: string | null;
+  event: string | null;
+  private: boolean;
+  payload: unknown;
+  binary_payload: string | null;
+}
+
 interface TableInfo {
   rls: boolean;
   replicaIdentityFull: boolean;
+  /** Columns as listed in a change: name and type name. */
   columns: ChangeColumn[];
+  /** The SQL type of each column (`format_type`), for casts in visibility checks. */
+  sqlTypes: Map<string, string>;
   primaryKey: string[];
+}
+
+/** What a postgres change needs once visibility is known. */
+interface PlannedChange {
+  kind: 'change';
+  change: CapturedChange;
+  info: TableInfo;
+  tooLarge: boolean;
+  record: Record<string, unknown> | null;
+  oldRecord: Record<string, unknown> | null;
+  /** Channels that passed the filters, with the index of their visibility check. */
+  targets: { client: Client; channel: Channel; bindings: Binding[]; check: number; key: number }[];
+}
+
+/** One (identity, table) of a batch: the rows whose visibility it asks for. */
+interface VisibilityCheck {
+  role: string;
+  claims: string;
+  rel: string;
+  info: TableInfo;
+  rls: boolean;
+  keys: unknown[][];
+  keyIndex: Map<string, number>;
 }
 
 const TOO_LARGE = 'Error 413: Payload Too Large';
 /** Values larger than this many bytes are dropped from an oversized record (Realtime's rule). */
 const SMALL_VALUE_BYTES = 64;
-/** Captured changes are kept this long for every listening server to read them. */
+/** Captured changes and messages are kept this long for every listening server to read them. */
 const CHANGE_RETENTION_SECONDS = 120;
 const GARBAGE_COLLECTION_INTERVAL_MS = 30_000;
 /** How long table metadata (columns, primary key, RLS) is trusted without a re-read. */
 const TABLE_INFO_TTL_MS = 2000;
+/** Captured changes read and delivered per database round trip. */
+const BATCH = 1000;
 /** Node timers cannot wait longer than this. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
+const unauthorized = (subTopic: string) =>
+  `You do not have permissions to read from this Channel topic: ${subTopic}`;
 
 function tokenError(token: string, secret: string): { claims: JwtClaims } | { reason: string } {
   const result = verifyJwt(token, secret);
@@ -100,10 +166,11 @@ function tokenError(token: string, secret: string): { claims: JwtClaims } | { re
   return { claims: result.claims };
 }
 
+/** The record's own properties among `keys` (never inherited ones such as `constructor`). */
 function pick(record: Record<string, unknown> | null, keys: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (record === null) return out;
-  for (const key of keys) if (key in record) out[key] = record[key];
+  for (const key of keys) if (Object.hasOwn(record, key)) out[key] = record[key];
   return out;
 }
 
@@ -115,9 +182,18 @@ function dropLargeValues(record: Record<string, unknown>): Record<string, unknow
   return out;
 }
 
+function isUserBroadcast(content: UserBroadcast | Record<string, unknown>): content is UserBroadcast {
+  return Buffer.isBuffer(content.payload) && (content.encoding === 'json' || content.encoding === 'binary');
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** The realtime websocket endpoint and change fan-out. */
 export class RealtimeServer {
   readonly #o: RealtimeOptions;
+  readonly #auth: ChannelAuthorization;
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   readonly #clients = new Set<Client>();
   #nextBindingId = 1;
@@ -134,9 +210,10 @@ export class RealtimeServer {
 
   constructor(options: RealtimeOptions) {
     this.#o = options;
+    this.#auth = new ChannelAuthorization(options.db);
   }
 
-  /** How many `postgres_changes` messages were sent so far. */
+  /** How many `postgres_changes` and broadcast messages were sent so far. */
   get deliveredMessages(): number {
     return this.#delivered;
   }
@@ -207,21 +284,45 @@ export class RealtimeServer {
     }
     const vsn: Vsn = url.searchParams.get('vsn') === '2.0.0' ? '2.0.0' : '1.0.0';
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      const client: Client = { ws, vsn, apiKey, channels: new Map() };
+      const client: Client = { ws, vsn, apiKey, channels: new Map(), queue: Promise.resolve() };
       this.#clients.add(client);
       ws.on('message', (data, isBinary) => {
-        if (isBinary) return; // binary frames carry broadcasts, which the dev server does not relay
-        const message = decodeFrame(data.toString(), vsn);
-        if (message === undefined) {
-          // Phoenix crashes the socket on an undecodable frame; the client reconnects.
-          ws.close(1007, 'invalid frame');
-          return;
+        const bytes = Array.isArray(data)
+          ? Buffer.concat(data)
+          : Buffer.isBuffer(data)
+            ? data
+            : Buffer.from(data);
+        let message: PhoenixMessage | undefined;
+        let broadcast: UserBroadcast | undefined;
+        if (isBinary) {
+          // vsn 2.0.0 sends broadcasts as binary "user broadcast push" frames; anything
+          // else binary is ignored.
+          const push = vsn === '2.0.0' ? decodeBinaryFrame(bytes) : undefined;
+          if (push === undefined) return;
+          message = {
+            join_ref: push.join_ref,
+            ref: push.ref,
+            topic: push.topic,
+            event: 'broadcast',
+            payload: {},
+          };
+          broadcast = push.broadcast;
+        } else {
+          message = decodeFrame(bytes.toString('utf8'), vsn);
+          if (message === undefined) {
+            // Phoenix crashes the socket on an undecodable frame; the client reconnects.
+            ws.close(1007, 'invalid frame');
+            return;
+          }
         }
-        try {
-          this.#handle(client, message);
-        } catch {
-          this.#crash(client, message.topic);
-        }
+        const msg = message;
+        client.queue = client.queue.then(async () => {
+          try {
+            await this.#handle(client, msg, broadcast);
+          } catch {
+            this.#crash(client, msg.topic);
+          }
+        });
       });
       ws.on('close', () => this.#forget(client));
       ws.on('error', () => this.#drop(client));
@@ -255,8 +356,12 @@ export class RealtimeServer {
     client.ws.terminate();
   }
 
+  #open(client: Client): boolean {
+    return client.ws.readyState === client.ws.OPEN;
+  }
+
   #send(client: Client, message: PhoenixMessage): void {
-    if (client.ws.readyState !== client.ws.OPEN) return;
+    if (!this.#open(client)) return;
     client.ws.send(encodeFrame(message, client.vsn));
   }
 
@@ -308,13 +413,13 @@ export class RealtimeServer {
     });
   }
 
-  #handle(client: Client, msg: PhoenixMessage): void {
+  async #handle(client: Client, msg: PhoenixMessage, broadcast: UserBroadcast | undefined): Promise<void> {
     if (msg.topic === 'phoenix') {
       if (msg.event === 'heartbeat') this.#reply(client, msg, 'ok', {});
       return;
     }
     if (msg.event === 'phx_join') {
-      this.#join(client, msg);
+      await this.#join(client, msg);
       return;
     }
     const channel = client.channels.get(msg.topic);
@@ -328,13 +433,15 @@ export class RealtimeServer {
         this.#close(client, channel);
         return;
       case 'access_token':
-        this.#accessToken(client, channel, msg.payload.access_token);
+        await this.#accessToken(client, channel, msg.payload.access_token);
         return;
       case 'broadcast':
+        await this.#clientBroadcast(client, channel, msg, broadcast);
+        return;
       case 'presence':
         if (msg.ref !== null) {
           this.#reply(client, msg, 'error', {
-            reason: `${msg.event} is not supported by the userdb dev server`,
+            reason: 'presence is not supported by the userdb dev server',
           });
         }
         return;
@@ -343,7 +450,23 @@ export class RealtimeServer {
     }
   }
 
-  #join(client: Client, msg: PhoenixMessage): void {
+  /**
+   * The checks a token must pass to be used on a channel, after its signature and `exp`:
+   * its role must be one `authenticator` may become, and on a private channel it must be
+   * allowed to read the topic's broadcasts. The refusal text when it is not.
+   */
+  async #authorize(
+    channel: Pick<Channel, 'subTopic' | 'private'>,
+    claims: JwtClaims,
+  ): Promise<string | undefined> {
+    const role = String(claims.role);
+    if ((await this.#auth.roleAccess(role)) !== 'allowed') return unauthorized(channel.subTopic);
+    if (!channel.private) return undefined;
+    const read = await this.#auth.canRead({ topic: channel.subTopic, role, claims });
+    return read ? undefined : unauthorized(channel.subTopic);
+  }
+
+  async #join(client: Client, msg: PhoenixMessage): Promise<void> {
     if (!msg.topic.startsWith('realtime:')) {
       this.#reply(client, msg, 'error', { reason: 'unmatched topic' });
       return;
@@ -351,17 +474,23 @@ export class RealtimeServer {
     const previous = client.channels.get(msg.topic);
     if (previous !== undefined) this.#close(client, previous);
 
-    const config = (msg.payload.config ?? {}) as Record<string, unknown>;
+    const subTopic = msg.topic.slice('realtime:'.length);
+    if (subTopic === '') {
+      this.#reply(client, msg, 'error', { reason: 'TopicNameRequired: You must provide a topic name' });
+      return;
+    }
+    const config = isRecord(msg.payload.config) ? msg.payload.config : {};
+    const broadcastConfig = isRecord(config.broadcast) ? config.broadcast : {};
+    const isPrivate = config.private === true;
     const token = typeof msg.payload.access_token === 'string' ? msg.payload.access_token : client.apiKey;
     const check = tokenError(token, this.#o.jwtSecret);
     if ('reason' in check) {
       this.#reply(client, msg, 'error', { reason: check.reason });
       return;
     }
-    if (config.private === true) {
-      this.#reply(client, msg, 'error', {
-        reason: 'PrivateChannels: private channels are not supported by the userdb dev server',
-      });
+    const refusal = await this.#authorize({ subTopic, private: isPrivate }, check.claims);
+    if (refusal !== undefined) {
+      this.#reply(client, msg, 'error', { reason: `Unauthorized: ${refusal}` });
       return;
     }
     const params = Array.isArray(config.postgres_changes) ? (config.postgres_changes as unknown[]) : [];
@@ -369,8 +498,8 @@ export class RealtimeServer {
     const echoed: Record<string, unknown>[] = [];
     const errors: string[] = [];
     for (const raw of params) {
-      if (typeof raw !== 'object' || raw === null) continue;
-      const p = raw as Record<string, unknown>;
+      if (!isRecord(raw)) continue;
+      const p = raw;
       const id = this.#nextBindingId++;
       echoed.push({ ...p, id });
       const event = typeof p.event === 'string' ? p.event.toUpperCase() : '*';
@@ -394,13 +523,18 @@ export class RealtimeServer {
     }
     const channel: Channel = {
       topic: msg.topic,
-      subTopic: msg.topic.slice('realtime:'.length),
+      subTopic,
       joinRef: msg.join_ref,
       bindings: errors.length === 0 ? bindings : [],
       token,
       claims: check.claims,
       role: String(check.claims.role),
       expiryTimer: undefined,
+      private: isPrivate,
+      broadcastRead: true,
+      broadcastWrite: isPrivate ? undefined : true,
+      self: broadcastConfig.self === true,
+      ack: broadcastConfig.ack === true,
     };
     client.channels.set(msg.topic, channel);
     this.#armExpiry(client, channel);
@@ -448,17 +582,130 @@ export class RealtimeServer {
     channel.expiryTimer.unref();
   }
 
-  #accessToken(client: Client, channel: Channel, token: unknown): void {
+  /** A new token for a joined channel: checked like a join's; the channel closes when it fails. */
+  async #accessToken(client: Client, channel: Channel, token: unknown): Promise<void> {
     if (typeof token !== 'string' || token === channel.token || token.startsWith('sb_')) return;
     const check = tokenError(token, this.#o.jwtSecret);
     if ('reason' in check) {
       this.#shutdown(client, channel, check.reason.replace(/^[A-Za-z]+: /, ''));
       return;
     }
+    const refusal = await this.#authorize(channel, check.claims);
+    if (client.channels.get(channel.topic) !== channel) return; // left or rejoined meanwhile
+    if (refusal !== undefined) {
+      this.#shutdown(client, channel, refusal);
+      return;
+    }
     channel.token = token;
     channel.claims = check.claims;
     channel.role = String(check.claims.role);
+    // Write access is checked again with the new token on the next broadcast.
+    if (channel.private) channel.broadcastWrite = undefined;
     this.#armExpiry(client, channel);
+  }
+
+  // Broadcast -----------------------------------------------------------------
+
+  /**
+   * A broadcast pushed by a client: relayed to the other channels of the same topic (and
+   * to the sender with `self`); on a private channel only when the sender may insert into
+   * realtime.messages for the topic; otherwise dropped without a reply, as Realtime does.
+   */
+  async #clientBroadcast(
+    client: Client,
+    channel: Channel,
+    msg: PhoenixMessage,
+    broadcast: UserBroadcast | undefined,
+  ): Promise<void> {
+    if (channel.broadcastWrite === undefined) {
+      const allowed = await this.#auth.canWrite({
+        topic: channel.subTopic,
+        role: channel.role,
+        claims: channel.claims,
+      });
+      if (client.channels.get(channel.topic) !== channel) return;
+      channel.broadcastWrite = allowed;
+    }
+    if (!channel.broadcastWrite) return;
+    this.#fanOut(channel.subTopic, channel.private, broadcast ?? msg.payload, undefined, channel);
+    if (channel.ack && msg.ref !== null) this.#reply(client, msg, 'ok', {});
+  }
+
+  /**
+   * Sends a broadcast to every channel of (topic, private) allowed to read it. `content` is a
+   * user broadcast (binary frame for vsn 2.0.0) or a JSON map (a text frame).
+   */
+  #fanOut(
+    subTopic: string,
+    isPrivate: boolean,
+    content: UserBroadcast | Record<string, unknown>,
+    metadata: Record<string, unknown> | undefined,
+    sender: Channel | undefined,
+  ): void {
+    const encoded = new Map<string, Buffer | string | null>();
+    for (const client of this.#clients) {
+      if (!this.#open(client)) continue;
+      for (const channel of client.channels.values()) {
+        if (channel.subTopic !== subTopic || channel.private !== isPrivate || !channel.broadcastRead)
+          continue;
+        if (channel === sender && !channel.self) continue;
+        const key = `${client.vsn}\u0000${channel.topic}`;
+        let frame = encoded.get(key);
+        if (frame === undefined) {
+          frame = this.#encodeBroadcast(client.vsn, channel.topic, content, metadata);
+          encoded.set(key, frame);
+        }
+        if (frame === null) continue;
+        client.ws.send(frame);
+        this.#delivered++;
+      }
+    }
+  }
+
+  #encodeBroadcast(
+    vsn: Vsn,
+    topic: string,
+    content: UserBroadcast | Record<string, unknown>,
+    metadata: Record<string, unknown> | undefined,
+  ): Buffer | string | null {
+    if (!isUserBroadcast(content)) {
+      return encodeFrame({ join_ref: null, ref: null, topic, event: 'broadcast', payload: content }, vsn);
+    }
+    const user = content;
+    if (vsn === '2.0.0') return encodeUserBroadcast(topic, user, metadata) ?? null;
+    // vsn 1.0.0 has no binary frames: a JSON payload is converted, a binary one dropped.
+    if (user.encoding !== 'json') return null;
+    let payload: unknown;
+    try {
+      payload = JSON.parse(user.payload.toString('utf8'));
+    } catch {
+      return null;
+    }
+    const body: Record<string, unknown> = { event: user.event, payload, type: 'broadcast' };
+    if (metadata !== undefined) body.meta = metadata;
+    return encodeFrame({ join_ref: null, ref: null, topic, event: 'broadcast', payload: body }, vsn);
+  }
+
+  /** A committed insert into realtime.messages, delivered as Realtime's replication does. */
+  #deliverMessage(message: CapturedMessage): void {
+    if (typeof message.topic !== 'string' || typeof message.event !== 'string') return;
+    let broadcast: UserBroadcast;
+    if (typeof message.binary_payload === 'string') {
+      broadcast = {
+        event: message.event,
+        encoding: 'binary',
+        payload: Buffer.from(message.binary_payload, 'base64'),
+      };
+    } else if (message.payload !== null && message.payload !== undefined) {
+      broadcast = {
+        event: message.event,
+        encoding: 'json',
+        payload: Buffer.from(JSON.stringify(message.payload)),
+      };
+    } else {
+      return;
+    }
+    this.#fanOut(message.topic, message.private === true, broadcast, { id: message.id }, undefined);
   }
 
   // Change fan-out ------------------------------------------------------------
@@ -485,7 +732,7 @@ export class RealtimeServer {
 
   async #drain(): Promise<void> {
     while (this.#pending.length > 0 && !this.#stopped) {
-      const batch = this.#pending.splice(0, 100);
+      const batch = this.#pending.splice(0, BATCH);
       // Every listening server reads the rows (nobody takes them out), so several dev
       // servers can share a database; old rows are collected after a while.
       const rows = await this.#o.db.query<{ id: string; change: string }>(
@@ -494,11 +741,12 @@ export class RealtimeServer {
         [batch.join(',')],
       );
       const byId = new Map(rows.map((row) => [row.id, row.change]));
+      const changes: (CapturedChange | CapturedMessage)[] = [];
       for (const id of batch) {
-        if (this.#stopped) return;
-        const change = byId.get(id);
-        if (change !== undefined) await this.#dispatch(JSON.parse(change) as CapturedChange);
+        const text = byId.get(id);
+        if (text !== undefined) changes.push(JSON.parse(text) as CapturedChange | CapturedMessage);
       }
+      await this.#deliver(changes);
     }
     if (Date.now() - this.#lastGarbageCollection > GARBAGE_COLLECTION_INTERVAL_MS)
       await this.#collectGarbage();
@@ -510,6 +758,12 @@ export class RealtimeServer {
       `delete from _userdb_realtime.changes where captured_at < now() - make_interval(secs => $1)`,
       [CHANGE_RETENTION_SECONDS],
     );
+    // Delivered broadcasts: hosted Realtime keeps them in daily partitions for a few days
+    // (for replay); the dev server keeps them as long as the change queue.
+    await this.#o.db.query(
+      `delete from realtime.messages where inserted_at < localtimestamp - make_interval(secs => $1)`,
+      [CHANGE_RETENTION_SECONDS],
+    );
   }
 
   async #tableInfo(change: CapturedChange): Promise<TableInfo | undefined> {
@@ -519,12 +773,15 @@ export class RealtimeServer {
       const names = cached.info?.columns.map((c) => c.name);
       const record = change.record ?? change.old_record ?? {};
       const same =
-        names !== undefined && names.length === Object.keys(record).length && names.every((n) => n in record);
+        names !== undefined &&
+        names.length === Object.keys(record).length &&
+        names.every((n) => Object.hasOwn(record, n));
       if (same) return cached.info;
     }
     const rows = await this.#o.db.query<{ rls: boolean; replident: string; columns: string; pk: string }>(
       `select c.relrowsecurity as rls, c.relreplident::text as replident,
-         (select coalesce(json_agg(json_build_object('name', a.attname, 'type', t.typname) order by a.attnum), '[]'::json)
+         (select coalesce(json_agg(json_build_object('name', a.attname, 'type', t.typname,
+                   'sql', pg_catalog.format_type(a.atttypid, a.atttypmod)) order by a.attnum), '[]'::json)
             from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
             where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)::text as columns,
          (select coalesce(json_agg(a.attname order by a.attnum), '[]'::json)
@@ -536,20 +793,81 @@ export class RealtimeServer {
       [change.schema, change.table],
     );
     const row = rows[0];
-    const info =
-      row === undefined
-        ? undefined
-        : {
-            rls: row.rls,
-            replicaIdentityFull: row.replident === 'f',
-            columns: JSON.parse(row.columns) as ChangeColumn[],
-            primaryKey: JSON.parse(row.pk) as string[],
-          };
+    let info: TableInfo | undefined;
+    if (row !== undefined) {
+      const columns = JSON.parse(row.columns) as { name: string; type: string; sql: string }[];
+      info = {
+        rls: row.rls,
+        replicaIdentityFull: row.replident === 'f',
+        columns: columns.map((c) => ({ name: c.name, type: c.type })),
+        sqlTypes: new Map(columns.map((c) => [c.name, c.sql])),
+        primaryKey: JSON.parse(row.pk) as string[],
+      };
+    }
     this.#tables.set(key, { info, at: Date.now() });
     return info;
   }
 
-  async #dispatch(change: CapturedChange): Promise<void> {
+  /**
+   * Delivers a batch of captured changes and messages in their commit order. The
+   * visibility of every (change, subscriber identity) pair of the batch is decided by one
+   * query (`_userdb_realtime.visible`): the columns each role may select and, on tables
+   * with row level security, whether each identity can select each changed row.
+   */
+  async #deliver(changes: readonly (CapturedChange | CapturedMessage)[]): Promise<void> {
+    const plans: (PlannedChange | CapturedMessage)[] = [];
+    const checks: VisibilityCheck[] = [];
+    const checkIndex = new Map<string, number>();
+    for (const change of changes) {
+      if (change.type === 'BROADCAST') {
+        plans.push(change);
+        continue;
+      }
+      const plan = await this.#plan(change, checks, checkIndex);
+      if (plan !== undefined) plans.push(plan);
+    }
+    let visible: { cols: Set<string>; keys: Set<number> }[] = [];
+    if (checks.length > 0) {
+      const input = checks.map((c) => ({
+        role: c.role,
+        claims: c.claims,
+        rel: c.rel,
+        sql: c.rls && c.keys.length > 0 ? this.#visibilitySql(c.info, c.rel) : null,
+        keys: c.keys,
+      }));
+      const rows = await this.#o.db.query<{ i: number; cols: string[] | string; keys: number[] | string }>(
+        'select i, cols, keys from _userdb_realtime.visible($1::jsonb)',
+        [JSON.stringify(input)],
+      );
+      visible = checks.map(() => ({ cols: new Set<string>(), keys: new Set<number>() }));
+      for (const row of rows) {
+        const slot = visible[Number(row.i) - 1];
+        if (slot === undefined) continue;
+        for (const col of parseArray(row.cols)) slot.cols.add(col);
+        for (const key of parseArray(row.keys)) slot.keys.add(Number(key));
+      }
+    }
+    for (const plan of plans) {
+      if (this.#stopped) return;
+      if ('kind' in plan) this.#sendChange(plan, checks, visible);
+      else this.#deliverMessage(plan);
+    }
+  }
+
+  /** `select` of the 1-based indexes of `$1`'s keys whose row the current role can see. */
+  #visibilitySql(info: TableInfo, rel: string): string {
+    const where = info.primaryKey
+      .map((column, i) => `x.${quoteIdent(column)} = (k.v->>${i})::${info.sqlTypes.get(column) ?? 'text'}`)
+      .join(' and ');
+    return `select coalesce(array_agg(k.i::int), '{}') from jsonb_array_elements($1) with ordinality as k(v, i)
+      where exists (select 1 from ${rel} x where ${where})`;
+  }
+
+  async #plan(
+    change: CapturedChange,
+    checks: VisibilityCheck[],
+    checkIndex: Map<string, number>,
+  ): Promise<PlannedChange | undefined> {
     const candidates: { client: Client; channel: Channel; bindings: Binding[] }[] = [];
     for (const client of this.#clients) {
       for (const channel of client.channels.values()) {
@@ -562,19 +880,19 @@ export class RealtimeServer {
         if (bindings.length > 0) candidates.push({ client, channel, bindings });
       }
     }
-    if (candidates.length === 0) return;
+    if (candidates.length === 0) return undefined;
     const info = await this.#tableInfo(change);
-    if (info === undefined || info.primaryKey.length === 0) return;
+    if (info === undefined || info.primaryKey.length === 0) return undefined;
 
     // What Realtime's wal2json stream knows: the new row, and of the old row only the
-    // replica identity (the primary key unless REPLICA IDENTITY FULL).
+    // replica identity (the primary key unless REPLICA IDENTITY FULL; only the primary key
+    // of a DELETE on a table with row level security, which cannot be checked any more).
     const identity =
       info.replicaIdentityFull && !(change.type === 'DELETE' && info.rls)
         ? change.old_record
         : pick(change.old_record, info.primaryKey);
     const newRecord = change.type === 'DELETE' ? null : change.record;
     const filterTarget = change.type === 'DELETE' ? identity : newRecord;
-
     let record = newRecord;
     let oldRecord = change.type === 'INSERT' ? null : identity;
     const size = Buffer.byteLength(JSON.stringify({ record, oldRecord }));
@@ -585,41 +903,67 @@ export class RealtimeServer {
     }
 
     const now = Math.floor(Date.now() / 1000);
-    const passing = candidates
-      .map((c) => ({
-        ...c,
-        bindings: c.bindings.filter(
-          (b) => b.filters === undefined || matchesFilter(b.filters, filterTarget, info.columns),
-        ),
-      }))
-      .filter(
-        (c) =>
-          c.bindings.length > 0 && (typeof c.channel.claims.exp !== 'number' || c.channel.claims.exp > now),
+    const rel = `${quoteIdent(change.schema)}.${quoteIdent(change.table)}`;
+    const keyValues = info.primaryKey.map((column) => (newRecord ?? identity)?.[column] ?? null);
+    const keyText = JSON.stringify(keyValues);
+    const targets: PlannedChange['targets'] = [];
+    for (const c of candidates) {
+      const bindings = c.bindings.filter(
+        (b) => b.filters === undefined || matchesFilter(b.filters, filterTarget, info.columns),
       );
-    if (passing.length === 0) return;
-
-    let allowed: Set<string> | undefined;
-    if (change.type !== 'DELETE' && newRecord !== null) {
-      allowed = await this.#visibleTo(
-        change,
-        info,
-        newRecord,
-        passing.map((c) => c.channel),
-      );
+      if (bindings.length === 0) continue;
+      if (typeof c.channel.claims.exp === 'number' && c.channel.claims.exp <= now) continue;
+      const claims = JSON.stringify(c.channel.claims);
+      const id = `${c.channel.role}\u0000${claims}\u0000${rel}`;
+      let check = checkIndex.get(id);
+      if (check === undefined) {
+        check = checks.length;
+        checkIndex.set(id, check);
+        checks.push({
+          role: c.channel.role,
+          claims,
+          rel,
+          info,
+          rls: info.rls,
+          keys: [],
+          keyIndex: new Map(),
+        });
+      }
+      const slot = checks[check] as VisibilityCheck;
+      // Row level security is not checked for a DELETE (the row is gone), as in Realtime.
+      let key = -1;
+      if (change.type !== 'DELETE' && info.rls) {
+        key = slot.keyIndex.get(keyText) ?? -1;
+        if (key === -1) {
+          slot.keys.push(keyValues);
+          key = slot.keys.length;
+          slot.keyIndex.set(keyText, key);
+        }
+      }
+      targets.push({ ...c, bindings, check, key });
     }
+    if (targets.length === 0) return undefined;
+    return { kind: 'change', change, info, tooLarge, record, oldRecord, targets };
+  }
 
-    const data: Record<string, unknown> = {
-      schema: change.schema,
-      table: change.table,
-      commit_timestamp: change.commit_timestamp,
-      type: change.type,
-      columns: info.columns,
-      errors: tooLarge ? [TOO_LARGE] : null,
-    };
-    if (record !== null) data.record = record;
-    if (change.type !== 'INSERT') data.old_record = oldRecord ?? {};
-    for (const { client, channel, bindings } of passing) {
-      if (allowed !== undefined && !allowed.has(this.#identityKey(channel))) continue;
+  #sendChange(
+    plan: PlannedChange,
+    checks: readonly VisibilityCheck[],
+    visible: readonly { cols: Set<string>; keys: Set<number> }[],
+  ): void {
+    const payloads = new Map<number, Record<string, unknown> | null>();
+    for (const { client, channel, bindings, check, key } of plan.targets) {
+      const seen = visible[check];
+      if (seen === undefined || checks[check] === undefined) continue;
+      if (key !== -1 && !seen.keys.has(key)) continue;
+      let data = payloads.get(check);
+      if (data === undefined) {
+        data = this.#shape(plan, seen.cols);
+        payloads.set(check, data);
+      }
+      // A role that may not select the primary key gets nothing (Realtime answers it an
+      // "Error 401: Unauthorized" event without data; a DELETE would carry no column).
+      if (data === null) continue;
       this.#send(client, {
         join_ref: null,
         ref: null,
@@ -631,54 +975,32 @@ export class RealtimeServer {
     }
   }
 
-  #identityKey(channel: Channel): string {
-    return `${channel.role}\u0000${JSON.stringify(channel.claims)}`;
-  }
-
-  /** Which (role, claims) can select the changed row, by selecting it as each of them. */
-  async #visibleTo(
-    change: CapturedChange,
-    info: TableInfo,
-    record: Record<string, unknown>,
-    channels: readonly Channel[],
-  ): Promise<Set<string>> {
-    const groups = new Map<string, Channel>();
-    for (const channel of channels) groups.set(this.#identityKey(channel), channel);
-    const where = info.primaryKey.map((column, i) => `${quoteIdent(column)} = $${i + 1}`).join(' and ');
-    const sql = `select exists(select 1 from ${quoteIdent(change.schema)}.${quoteIdent(change.table)} where ${where}) as ok`;
-    const params = info.primaryKey.map((column) => {
-      const value = record[column];
-      return typeof value === 'string' || value === null || value === undefined
-        ? (value ?? null)
-        : JSON.stringify(value);
-    });
-    const visible = new Set<string>();
-    const check = async (tx: Queryable, channel: Channel) => {
-      await tx.query("select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)", [
-        channel.role,
-        JSON.stringify(channel.claims),
-      ]);
-      const rows = await tx.query<{ ok: boolean }>(sql, params);
-      return rows[0]?.ok === true;
+  /** The change as a role sees it: only the columns it may select (apply_rls's rule). */
+  #shape(plan: PlannedChange, cols: ReadonlySet<string>): Record<string, unknown> | null {
+    const { change, info } = plan;
+    if (!info.primaryKey.every((column) => cols.has(column))) return null;
+    const selectable = info.columns.filter((c) => cols.has(c.name));
+    const names = selectable.map((c) => c.name);
+    const data: Record<string, unknown> = {
+      schema: change.schema,
+      table: change.table,
+      commit_timestamp: change.commit_timestamp,
+      type: change.type,
+      columns: selectable,
+      errors: plan.tooLarge ? [TOO_LARGE] : null,
     };
-    const [only] = groups;
-    if (groups.size === 1 && only !== undefined) {
-      // One identity (the common case): no savepoint needed; an error means "not visible".
-      const ok = await this.#o.db.transaction((tx) => check(tx, only[1])).catch(() => false);
-      if (ok) visible.add(only[0]);
-      return visible;
-    }
-    await this.#o.db.transaction(async (tx: Queryable) => {
-      for (const [key, channel] of groups) {
-        await tx.query('savepoint walrus');
-        try {
-          if (await check(tx, channel)) visible.add(key);
-          await tx.query('release savepoint walrus');
-        } catch {
-          await tx.query('rollback to savepoint walrus');
-        }
-      }
-    });
-    return visible;
+    if (plan.record !== null) data.record = pick(plan.record, names);
+    if (change.type !== 'INSERT') data.old_record = pick(plan.oldRecord, names);
+    return data;
   }
+}
+
+/** A Postgres array as either driver returns it: an array, or PGlite/pg text `{a,b}`. */
+function parseArray(value: unknown): string[] {
+  if (Array.isArray(value)) return value.map(String);
+  if (typeof value !== 'string' || value === '{}' || value === '') return [];
+  return value
+    .slice(1, -1)
+    .split(',')
+    .map((v) => v.replace(/^"(.*)"$/s, '$1'));
 }

@@ -95,3 +95,100 @@ end
 $$;
 
 select _userdb_realtime.sync_triggers();
+
+-- Broadcast from the database: every committed insert into realtime.messages is queued
+-- like a change (same table, same NOTIFY, so broadcasts and postgres_changes keep one
+-- commit order) and sent to the channels of its topic. Hosted Realtime reads these
+-- inserts from the write-ahead log; a rolled back insert is never seen here either.
+create or replace function _userdb_realtime.capture_message()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  change_id bigint;
+begin
+  if new.extension is distinct from 'broadcast' then
+    return null;
+  end if;
+  insert into _userdb_realtime.changes (change)
+  values (
+    jsonb_build_object(
+      'type', 'BROADCAST',
+      'id', new.id,
+      'topic', new.topic,
+      'event', new.event,
+      'private', coalesce(new.private, false),
+      'payload', new.payload,
+      'binary_payload', case when new.binary_payload is not null then encode(new.binary_payload, 'base64') end
+    )
+  )
+  returning id into change_id;
+  perform pg_notify('_userdb_realtime', change_id::text);
+  return null;
+end
+$$;
+
+do $realtime$
+begin
+  if not exists (
+    select 1 from pg_catalog.pg_trigger
+    where tgrelid = 'realtime.messages'::regclass and tgname = '_userdb_realtime_capture'
+  ) then
+    create trigger _userdb_realtime_capture after insert on realtime.messages
+      for each row execute function _userdb_realtime.capture_message();
+  end if;
+end
+$realtime$;
+
+-- Which of many rows many subscribers may see, in one call: the dev server's batched
+-- form of Realtime's apply_rls. `checks` is a JSON array of
+--   {"role": r, "claims": c, "rel": "schema.table", "sql": s | null, "keys": [[pk values]...]}
+-- For each check it returns the columns role r may select on rel (column privileges,
+-- as apply_rls filters them), and, when sql is given, the indexes (1-based) of the keys
+-- whose row r selects with claims c (row level security): sql is run as r with
+-- `using keys` and answers int[]. An error (no privilege on the table, a failing
+-- policy) means "not visible". Runs as the dev server's own (superuser) connection; the
+-- role is reset before it returns.
+create or replace function _userdb_realtime.visible(checks jsonb)
+returns table (i int, cols text[], keys int[])
+language plpgsql
+as $$
+declare
+  c jsonb;
+  n int := 0;
+  selectable text[];
+  visible int[];
+begin
+  for c in select value from jsonb_array_elements(checks) loop
+    n := n + 1;
+    selectable := '{}';
+    visible := null;
+    begin
+      selectable := array(
+        select a.attname::text
+        from pg_catalog.pg_attribute a
+        where a.attrelid = (c->>'rel')::regclass and a.attnum > 0 and not a.attisdropped
+          and pg_catalog.has_column_privilege(c->>'role', a.attrelid, a.attnum, 'SELECT')
+        order by a.attnum
+      );
+      if c->>'sql' is not null then
+        perform pg_catalog.set_config('role', c->>'role', true),
+          pg_catalog.set_config('request.jwt.claims', c->>'claims', true);
+        execute c->>'sql' into visible using c->'keys';
+        perform pg_catalog.set_config('role', 'none', true);
+      end if;
+    exception
+      when others then
+        -- The subtransaction's settings (role, claims) are rolled back with it.
+        visible := null;
+    end;
+    i := n;
+    cols := selectable;
+    keys := coalesce(visible, '{}');
+    return next;
+  end loop;
+end
+$$;
+revoke all on function _userdb_realtime.visible(jsonb) from public;
