@@ -779,8 +779,9 @@ begin
   while v_k <= v_count loop
     if v_tbl[v_k] is null then
       v_exec := v_exec || v_k;
-      v_tokens := userdb.check_op(v_k - 1, v_ops[v_k]);
-      if v_tokens[1] = 'tables' and (cardinality(v_tokens) = 1 or v_tokens[2] = s_table) then
+      -- (planning only: any op under /tables may write the loaded rows back)
+      v_path := v_ops[v_k] ->> 'path';
+      if v_path = '/tables' or v_path like '/tables/%' then
         s_table := null;
       end if;
       v_k := v_k + 1;
