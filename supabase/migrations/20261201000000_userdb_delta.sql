@@ -654,3 +654,544 @@ grant execute on function
   userdb.set_ops(jsonb, text[], jsonb),
   userdb.stage_change(uuid, timestamptz, jsonb, text, bigint)
 to authenticated, service_role;
+
+-- The patch engine in time linear in ops + document ---------------------------------------
+-- Replaces the first migration's userdb.apply_patch_pass (same contract, same errors).
+--
+-- Row ops (/tables/<t>/rows/<i>[/...]) work on an in-memory array of the table's rows
+-- as before. Every other op used to copy the whole document (jsonb_set), so a batch of
+-- many such ops cost ops x document. Now, once a batch has more than 8 of them, they go
+-- to an overlay: the members of the document (level 1, e.g. /version, /tables) and the
+-- members of its object members (level 2, e.g. /tables/<t>) that the patch touches are
+-- held in arrays indexed by an open-addressing hash table (plpgsql arrays are updated in
+-- place), and an op costs the size of the level-2 member it touches (or of the level-1
+-- member, when that is an array), not of the document. The touched members are merged
+-- back once at the end: (doc - removed) || set, per level. A level-1 write over a member
+-- whose own members were touched merges them first (pathological patches that alternate
+-- the two pay that merge each time; their ops carry values of that size anyway).
+create or replace function userdb.apply_patch_pass(doc jsonb, ops jsonb, in_order boolean)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_doc jsonb := doc;
+  v_ops jsonb[];
+  v_tbl text[];          -- per op: the table of a row op, else null
+  v_count integer;
+  v_bad integer := null; -- in order: the first op whose form is wrong (1-based)
+  v_op jsonb;
+  v_kind text;
+  v_path text;
+  v_value jsonb;
+  v_tokens text[];
+  v_n integer;
+  v_k integer;
+  v_seg_end integer;
+  v_order integer[];
+  v_exec integer[] := '{}';
+  v_few text[];
+  v_direct integer;
+  i integer;
+  x integer;
+  v_t text;
+  s_table text := null;  -- the table loaded at a point of the execution order (planning)
+  v_generic boolean;
+  -- The rows array being worked on (see the first migration).
+  c_table text := null;
+  c_rows jsonb[];
+  c_len integer;
+  c_holes integer;
+  c_tree integer[];
+  c_cap integer;
+  c_top integer;
+  c_tabobj jsonb;        -- overlay: the table object the rows came from
+  c_j integer;           -- overlay: its level-2 entry
+  v_logical integer;
+  v_phys integer;
+  v_step integer;
+  v_rest integer;
+  v_j integer;
+  -- The overlay: entries (level 1: par null; level 2: par = the level-1 entry), state
+  -- 0 = not overridden (read the base), 1 = set to val, 2 = removed; typ = type of the
+  -- current value (null: missing); gen: level 1, bumped on every write of the member
+  -- itself; level 2, the parent's gen its state is valid for; kids: level 1, number of
+  -- valid level-2 entries in state 1 or 2.
+  o_on boolean := false;
+  o_base jsonb;
+  e_n integer := 0;
+  e_key text[] := '{}';
+  e_par integer[] := '{}';
+  e_name text[] := '{}';
+  e_val jsonb[] := '{}';
+  e_st smallint[] := '{}';
+  e_typ text[] := '{}';
+  e_gen integer[] := '{}';
+  e_kids integer[] := '{}';
+  h_slots integer[];
+  h_mask integer := 255;
+  v_hkey text;
+  v_slot integer;
+  v_e integer;
+  v_i integer;
+  v_cur jsonb;
+  v_exists boolean;
+  v_removed text[];
+  v_set jsonb;
+begin
+  if ops is null or jsonb_typeof(ops) <> 'array' then
+    raise exception using errcode = '22023', message = 'userdb_patch: ops must be a JSON array';
+  end if;
+  v_ops := array(select e from jsonb_array_elements(ops) with ordinality as t(e, o) order by o);
+  v_count := cardinality(v_ops);
+  v_tbl := array_fill(null::text, array[v_count]);
+
+  -- Pass 1: check each op's form and classify it. In order, stop before the first
+  -- malformed op: the ops before it may fail first.
+  for i in 1 .. v_count loop
+    v_op := v_ops[i];
+    if in_order and not userdb.op_is_well_formed(v_op) then
+      v_bad := i;
+      v_count := i - 1;
+      exit;
+    end if;
+    v_tokens := userdb.check_op(i - 1, v_op);
+    if cardinality(v_tokens) >= 4 and v_tokens[1] = 'tables' and v_tokens[3] = 'rows' then
+      v_tbl[i] := v_tokens[2];
+    end if;
+  end loop;
+
+  -- Tables with only one or two row ops in the whole patch are cheaper to patch in place
+  -- than to load and write back.
+  v_few := array(select t from unnest(v_tbl[1:v_count]) as u(t) where t is not null group by t having count(*) < 3);
+  select count(*) into v_direct from unnest(v_tbl[1:v_count]) as u(t) where t is null or t = any (v_few);
+  o_on := v_direct > 8;
+  if o_on then
+    o_base := doc || '{}'::jsonb; -- (detoasted once)
+    h_slots := array_fill(0, array[h_mask + 1]);
+  end if;
+
+  -- Pass 2: the order of execution. Within a run of consecutive row ops, the ops of each
+  -- table are applied together, the loaded table first (ops on different tables commute,
+  -- so the result is the same as in order); in order, strictly in order.
+  v_k := 1;
+  while v_k <= v_count loop
+    if v_tbl[v_k] is null then
+      v_exec := v_exec || v_k;
+      -- (planning only: any op under /tables may write the loaded rows back)
+      v_path := v_ops[v_k] ->> 'path';
+      if v_path = '/tables' or v_path like '/tables/%' then
+        s_table := null;
+      end if;
+      v_k := v_k + 1;
+      continue;
+    end if;
+    v_seg_end := v_k;
+    while v_seg_end < v_count and v_tbl[v_seg_end + 1] is not null loop
+      v_seg_end := v_seg_end + 1;
+    end loop;
+    select array_agg(v_k - 1 + o
+                     order by case when in_order then 0 else (t is distinct from s_table)::integer end,
+                              case when in_order then 0 else first_at end,
+                              o)
+      into v_order
+      from (select t, o, min(o) over (partition by t) as first_at
+              from unnest(v_tbl[v_k:v_seg_end]) with ordinality as u(t, o)) as s;
+    v_exec := v_exec || v_order;
+    foreach i in array v_order loop
+      if not (v_tbl[i] = any (v_few)) then
+        s_table := v_tbl[i];
+      end if;
+    end loop;
+    v_k := v_seg_end + 1;
+  end loop;
+
+  -- Pass 3: apply.
+  foreach i in array v_exec loop
+    v_t := v_tbl[i];
+    v_op := v_ops[i];
+    v_kind := v_op ->> 'op';
+    v_path := v_op ->> 'path';
+    v_value := v_op -> 'value';
+    v_tokens := userdb.parse_pointer(i - 1, v_kind, v_path);
+    v_generic := v_t is null or v_t = any (v_few);
+
+    -- Write the loaded rows back before they are replaced by other rows, or before an op
+    -- that reads or writes their table (or all tables).
+    if c_table is not null
+       and (case when v_generic
+                 then v_tokens[1] = 'tables' and (cardinality(v_tokens) = 1 or v_tokens[2] = c_table)
+                 else v_t is distinct from c_table end) then
+      if o_on then
+        if e_st[c_j] = 0 then
+          e_kids[e_par[c_j]] := e_kids[e_par[c_j]] + 1;
+        end if;
+        e_val[c_j] := jsonb_set(c_tabobj, '{rows}', userdb.rows_to_jsonb(c_rows));
+        e_st[c_j] := 1;
+        e_typ[c_j] := 'object';
+      else
+        v_doc := jsonb_set(v_doc, array['tables', c_table, 'rows'], userdb.rows_to_jsonb(c_rows));
+      end if;
+      c_table := null;
+    end if;
+
+    if not v_generic and c_table is distinct from v_t then
+      -- Load the rows of v_t when they have the documented shape (else: generic, which
+      -- reports what is wrong).
+      if o_on then
+        v_i := null;
+        v_j := null;
+        for v_n in 1 .. 2 loop
+          v_hkey := case when v_n = 1 then '1:tables' else '2:' || v_i || ':' || v_t end;
+          v_slot := (hashtext(v_hkey) & h_mask) + 1;
+          loop
+            v_e := h_slots[v_slot];
+            exit when v_e = 0 or e_key[v_e] = v_hkey;
+            v_slot := (v_slot & h_mask) + 1;
+          end loop;
+          if v_e = 0 then
+            e_n := e_n + 1;
+            v_e := e_n;
+            e_key[v_e] := v_hkey;
+            h_slots[v_slot] := v_e;
+            e_st[v_e] := 0;
+            e_kids[v_e] := 0;
+            e_par[v_e] := null;
+            e_val[v_e] := null;
+            e_typ[v_e] := null;
+            if v_n = 1 then
+              e_name[v_e] := 'tables';
+              e_typ[v_e] := jsonb_typeof(o_base -> 'tables');
+              e_gen[v_e] := 0;
+            else
+              e_par[v_e] := v_i;
+              e_name[v_e] := v_t;
+              e_gen[v_e] := -1;
+            end if;
+            if e_n * 2 > h_mask then
+              h_mask := h_mask * 2 + 1;
+              h_slots := array_fill(0, array[h_mask + 1]);
+              for x in 1 .. e_n loop
+                v_slot := (hashtext(e_key[x]) & h_mask) + 1;
+                while h_slots[v_slot] <> 0 loop
+                  v_slot := (v_slot & h_mask) + 1;
+                end loop;
+                h_slots[v_slot] := x;
+              end loop;
+            end if;
+          end if;
+          if v_n = 1 then
+            v_i := v_e;
+            exit when e_typ[v_i] is distinct from 'object';
+          else
+            v_j := v_e;
+            if e_gen[v_j] <> e_gen[v_i] then
+              e_gen[v_j] := e_gen[v_i];
+              e_st[v_j] := 0;
+              e_typ[v_j] := jsonb_typeof(case when e_st[v_i] = 1 then e_val[v_i] -> v_t
+                                              else o_base #> array['tables', v_t] end);
+            end if;
+          end if;
+        end loop;
+        if v_j is not null and e_typ[v_j] = 'object' then
+          v_cur := case when e_st[v_j] = 1 then e_val[v_j]
+                        when e_st[v_i] = 1 then e_val[v_i] -> v_t
+                        else o_base #> array['tables', v_t] end;
+          if jsonb_typeof(v_cur -> 'rows') = 'array' then
+            c_table := v_t;
+            c_tabobj := v_cur;
+            c_j := v_j;
+            c_rows := array(select r from jsonb_array_elements(v_cur -> 'rows') with ordinality as u(r, o) order by o);
+            c_len := cardinality(c_rows);
+            c_holes := 0;
+          end if;
+        end if;
+      else
+        -- (#> would also index into arrays, leniently: only the documented shape is cached)
+        if jsonb_typeof(v_doc #> array['tables', v_t, 'rows']) = 'array'
+           and jsonb_typeof(v_doc -> 'tables') = 'object'
+           and jsonb_typeof(v_doc #> array['tables', v_t]) = 'object' then
+          c_table := v_t;
+          c_rows := array(select r from jsonb_array_elements(v_doc #> array['tables', v_t, 'rows'])
+                                          with ordinality as u(r, o) order by o);
+          c_len := cardinality(c_rows);
+          c_holes := 0;
+        end if;
+      end if;
+    end if;
+    v_generic := v_generic or c_table is distinct from v_t;
+
+    if v_generic and not o_on then
+      v_doc := userdb.apply_op(v_doc, i - 1, v_kind, v_path, v_tokens, v_value);
+      continue;
+    end if;
+
+    if v_generic then
+      -- The overlay. Level 1: the member tokens[1] of the document.
+      v_n := cardinality(v_tokens);
+      v_hkey := '1:' || v_tokens[1];
+      v_slot := (hashtext(v_hkey) & h_mask) + 1;
+      loop
+        v_e := h_slots[v_slot];
+        exit when v_e = 0 or e_key[v_e] = v_hkey;
+        v_slot := (v_slot & h_mask) + 1;
+      end loop;
+      if v_e = 0 then
+        e_n := e_n + 1;
+        v_e := e_n;
+        e_key[v_e] := v_hkey;
+        h_slots[v_slot] := v_e;
+        e_st[v_e] := 0;
+        e_kids[v_e] := 0;
+        e_par[v_e] := null;
+        e_val[v_e] := null;
+        e_typ[v_e] := null;
+        e_name[v_e] := v_tokens[1];
+        e_typ[v_e] := jsonb_typeof(o_base -> v_tokens[1]);
+        e_gen[v_e] := 0;
+        if e_n * 2 > h_mask then
+          h_mask := h_mask * 2 + 1;
+          h_slots := array_fill(0, array[h_mask + 1]);
+          for x in 1 .. e_n loop
+            v_slot := (hashtext(e_key[x]) & h_mask) + 1;
+            while h_slots[v_slot] <> 0 loop
+              v_slot := (v_slot & h_mask) + 1;
+            end loop;
+            h_slots[v_slot] := x;
+          end loop;
+        end if;
+      end if;
+      v_i := v_e;
+
+      if v_n = 1 or e_typ[v_i] is distinct from 'object' then
+        -- An op on the member itself, or inside a member that is not an object.
+        if e_kids[v_i] > 0 then
+          -- Merge its touched members first.
+          select coalesce(array_agg(u.n) filter (where u.s = 2), '{}'),
+                 coalesce(jsonb_object_agg(u.n, u.v) filter (where u.s = 1), '{}')
+            into v_removed, v_set
+            from unnest(e_par, e_name, e_val, e_st, e_gen) as u(p, n, v, s, g)
+           where u.p = v_i and u.g = e_gen[v_i] and u.s > 0;
+          e_val[v_i] := ((case when e_st[v_i] = 1 then e_val[v_i] else o_base -> e_name[v_i] end) - v_removed) || v_set;
+          e_st[v_i] := 1;
+          e_kids[v_i] := 0;
+          e_gen[v_i] := e_gen[v_i] + 1;
+        end if;
+        if v_n = 1 then
+          v_exists := e_typ[v_i] is not null;
+          if v_kind <> 'add' and not v_exists then
+            perform userdb.patch_error(i - 1, v_kind, v_path, 'no value at this path');
+          end if;
+          case v_kind
+            when 'add', 'replace' then
+              e_st[v_i] := 1;
+              e_val[v_i] := v_value;
+              e_typ[v_i] := jsonb_typeof(v_value);
+              e_gen[v_i] := e_gen[v_i] + 1;
+            when 'remove' then
+              e_st[v_i] := 2;
+              e_val[v_i] := null;
+              e_typ[v_i] := null;
+              e_gen[v_i] := e_gen[v_i] + 1;
+            else -- test
+              if (case when e_st[v_i] = 1 then e_val[v_i] else o_base -> v_tokens[1] end) <> v_value then
+                perform userdb.patch_error(i - 1, v_kind, v_path, 'test failed: the value differs');
+              end if;
+          end case;
+        else
+          if e_typ[v_i] is distinct from 'array' then
+            perform userdb.patch_error(i - 1, v_kind, v_path, 'no value at this path');
+          end if;
+          v_cur := userdb.apply_op(case when e_st[v_i] = 1 then e_val[v_i] else o_base -> v_tokens[1] end,
+                                   i - 1, v_kind, v_path, v_tokens[2:], v_value);
+          if v_kind <> 'test' then
+            e_st[v_i] := 1;
+            e_val[v_i] := v_cur;
+            e_gen[v_i] := e_gen[v_i] + 1;
+          end if;
+        end if;
+        continue;
+      end if;
+
+      -- Level 2: the member tokens[2] of the object tokens[1].
+      v_hkey := '2:' || v_i || ':' || v_tokens[2];
+      v_slot := (hashtext(v_hkey) & h_mask) + 1;
+      loop
+        v_e := h_slots[v_slot];
+        exit when v_e = 0 or e_key[v_e] = v_hkey;
+        v_slot := (v_slot & h_mask) + 1;
+      end loop;
+      if v_e = 0 then
+        e_n := e_n + 1;
+        v_e := e_n;
+        e_key[v_e] := v_hkey;
+        h_slots[v_slot] := v_e;
+        e_st[v_e] := 0;
+        e_kids[v_e] := 0;
+        e_par[v_e] := null;
+        e_val[v_e] := null;
+        e_typ[v_e] := null;
+        e_par[v_e] := v_i;
+        e_name[v_e] := v_tokens[2];
+        e_gen[v_e] := -1;
+        if e_n * 2 > h_mask then
+          h_mask := h_mask * 2 + 1;
+          h_slots := array_fill(0, array[h_mask + 1]);
+          for x in 1 .. e_n loop
+            v_slot := (hashtext(e_key[x]) & h_mask) + 1;
+            while h_slots[v_slot] <> 0 loop
+              v_slot := (v_slot & h_mask) + 1;
+            end loop;
+            h_slots[v_slot] := x;
+          end loop;
+        end if;
+      end if;
+      v_j := v_e;
+      if e_gen[v_j] <> e_gen[v_i] then
+        e_gen[v_j] := e_gen[v_i];
+        e_st[v_j] := 0;
+        e_typ[v_j] := jsonb_typeof(case when e_st[v_i] = 1 then e_val[v_i] -> v_tokens[2]
+                                        else o_base #> v_tokens[1:2] end);
+      end if;
+
+      if v_n = 2 then
+        v_exists := e_typ[v_j] is not null;
+        if v_kind <> 'add' and not v_exists then
+          perform userdb.patch_error(i - 1, v_kind, v_path, 'no value at this path');
+        end if;
+        if v_kind = 'test' then
+          if (case when e_st[v_j] = 1 then e_val[v_j]
+                   when e_st[v_i] = 1 then e_val[v_i] -> v_tokens[2]
+                   else o_base #> v_tokens[1:2] end) <> v_value then
+            perform userdb.patch_error(i - 1, v_kind, v_path, 'test failed: the value differs');
+          end if;
+          continue;
+        end if;
+        if e_st[v_j] = 0 then
+          e_kids[v_i] := e_kids[v_i] + 1;
+        end if;
+        if v_kind = 'remove' then
+          e_st[v_j] := 2;
+          e_val[v_j] := null;
+          e_typ[v_j] := null;
+        else
+          e_st[v_j] := 1;
+          e_val[v_j] := v_value;
+          e_typ[v_j] := jsonb_typeof(v_value);
+        end if;
+      else
+        if e_typ[v_j] is null then
+          perform userdb.patch_error(i - 1, v_kind, v_path, 'no value at this path');
+        end if;
+        v_cur := userdb.apply_op(case when e_st[v_j] = 1 then e_val[v_j]
+                                      when e_st[v_i] = 1 then e_val[v_i] -> v_tokens[2]
+                                      else o_base #> v_tokens[1:2] end,
+                                 i - 1, v_kind, v_path, v_tokens[3:], v_value);
+        if v_kind <> 'test' then
+          if e_st[v_j] = 0 then
+            e_kids[v_i] := e_kids[v_i] + 1;
+          end if;
+          e_st[v_j] := 1;
+          e_val[v_j] := v_cur;
+          e_typ[v_j] := jsonb_typeof(v_cur);
+        end if;
+      end if;
+      continue;
+    end if;
+
+    -- A row op on the loaded rows (see the first migration).
+    v_n := cardinality(v_tokens);
+    v_logical := userdb.array_index(i - 1, v_kind, v_path, v_tokens[4], c_len, v_n = 4 and v_kind = 'add');
+    -- The physical position of the element at v_logical: the (v_logical + 1)-th one not
+    -- removed, found by binary lifting on the tree (O(log n)).
+    v_phys := v_logical;
+    if c_holes > 0 and v_logical < c_len then
+      v_phys := 0;
+      v_rest := v_logical + 1;
+      v_step := c_top;
+      while v_step > 0 loop
+        if v_phys + v_step <= c_cap and v_step - c_tree[v_phys + v_step] < v_rest then
+          v_phys := v_phys + v_step;
+          v_rest := v_rest - (v_step - c_tree[v_phys]);
+        end if;
+        v_step := v_step / 2;
+      end loop;
+    end if;
+    if v_n > 4 then
+      c_rows[v_phys + 1] := userdb.apply_op(c_rows[v_phys + 1], i - 1, v_kind, v_path, v_tokens[5:], v_value);
+    elsif v_kind = 'add' then
+      if v_logical = c_len then
+        c_rows := array_append(c_rows, v_value);
+      else
+        -- Insert in the middle: close the holes, then shift.
+        if c_holes > 0 then
+          c_rows := array_remove(c_rows, null::jsonb);
+          c_holes := 0;
+        end if;
+        c_rows := array_cat(array_append(c_rows[1:v_logical], v_value), c_rows[v_logical + 1:]);
+      end if;
+      c_len := c_len + 1;
+    elsif v_kind = 'remove' then
+      if c_holes = 0 then
+        -- Room for every element the rest of the patch could append.
+        c_cap := cardinality(c_rows) + v_count;
+        c_tree := array_fill(0, array[c_cap]);
+        c_top := 1;
+        while c_top * 2 <= c_cap loop
+          c_top := c_top * 2;
+        end loop;
+      end if;
+      c_rows[v_phys + 1] := null;
+      v_j := v_phys + 1;
+      while v_j <= c_cap loop
+        c_tree[v_j] := c_tree[v_j] + 1;
+        v_j := v_j + (v_j & -v_j);
+      end loop;
+      c_holes := c_holes + 1;
+      c_len := c_len - 1;
+    elsif v_kind = 'replace' then
+      c_rows[v_phys + 1] := v_value;
+    elsif c_rows[v_phys + 1] <> v_value then -- test
+      perform userdb.patch_error(i - 1, v_kind, v_path, 'test failed: the value differs');
+    end if;
+  end loop;
+
+  if v_bad is not null then
+    perform userdb.check_op(v_bad - 1, v_ops[v_bad]); -- raises
+  end if;
+  if c_table is not null then
+    if o_on then
+      if e_st[c_j] = 0 then
+        e_kids[e_par[c_j]] := e_kids[e_par[c_j]] + 1;
+      end if;
+      e_val[c_j] := jsonb_set(c_tabobj, '{rows}', userdb.rows_to_jsonb(c_rows));
+      e_st[c_j] := 1;
+    else
+      v_doc := jsonb_set(v_doc, array['tables', c_table, 'rows'], userdb.rows_to_jsonb(c_rows));
+    end if;
+  end if;
+
+  if o_on then
+    -- Merge level 2 into level 1, then level 1 into the document.
+    for x in 1 .. e_n loop
+      if e_par[x] is null and e_kids[x] > 0 then
+        select coalesce(array_agg(u.n) filter (where u.s = 2), '{}'),
+               coalesce(jsonb_object_agg(u.n, u.v) filter (where u.s = 1), '{}')
+          into v_removed, v_set
+          from unnest(e_par, e_name, e_val, e_st, e_gen) as u(p, n, v, s, g)
+         where u.p = x and u.g = e_gen[x] and u.s > 0;
+        e_val[x] := ((case when e_st[x] = 1 then e_val[x] else o_base -> e_name[x] end) - v_removed) || v_set;
+        e_st[x] := 1;
+      end if;
+    end loop;
+    select coalesce(array_agg(u.n) filter (where u.s = 2), '{}'),
+           coalesce(jsonb_object_agg(u.n, u.v) filter (where u.s = 1), '{}')
+      into v_removed, v_set
+      from unnest(e_par, e_name, e_val, e_st) as u(p, n, v, s)
+     where u.p is null and u.s > 0;
+    v_doc := (o_base - v_removed) || v_set;
+  end if;
+  return v_doc;
+end
+$$;

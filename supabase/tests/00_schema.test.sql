@@ -5,7 +5,7 @@ set local client_min_messages = warning;
 create extension if not exists pgtap with schema extensions;
 set local search_path = public, extensions;
 
-select plan(20);
+select plan(26);
 
 select has_table('public', 'user_databases', 'user_databases exists');
 select columns_are('public', 'user_databases', array['user_id', 'db', 'updated_at', 'clients'],
@@ -48,9 +48,10 @@ select functions_are('public',
 select is(
   (select array_agg(p.oid::regprocedure::text order by 1) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
     where ((n.nspname = 'public' and p.proname like 'userdb\_%') or n.nspname = 'userdb')
-      and (p.prosecdef or not coalesce(p.proconfig @> array['search_path=""'], false))),
+      and ((p.prosecdef and p.oid <> 'userdb.log_change()'::regprocedure)
+           or not coalesce(p.proconfig @> array['search_path=""'], false))),
   null,
-  'lint: no userdb function is security definer or lacks a fixed empty search_path'
+  'lint: no userdb function but the log trigger is security definer; all have a fixed empty search_path'
 );
 
 select is(
@@ -63,8 +64,23 @@ select is(
 
 select function_privs_are('public', 'userdb_patch', array['jsonb', 'timestamp with time zone', 'text', 'bigint'],
   'authenticated', array['EXECUTE'], 'authenticated may execute userdb_patch');
-select function_privs_are('public', 'userdb_pull', array['timestamp with time zone'],
-  'service_role', array['EXECUTE'], 'service_role may execute userdb_pull');
+select function_privs_are('public', 'userdb_pull', array['timestamp with time zone', 'boolean'],
+  'service_role', array['EXECUTE'], 'service_role may execute userdb_pull(since, delta)');
+select is(
+  (select array_agg(p.oid::regprocedure::text) from pg_proc p where p.proname = 'userdb_pull'),
+  array['userdb_pull(timestamp with time zone,boolean)'],
+  'one userdb_pull: (since, delta), the one-argument function is replaced'
+);
+
+select has_table('userdb', 'changes', 'the change log exists');
+select ok(
+  (select relrowsecurity from pg_class where oid = 'userdb.changes'::regclass),
+  'row level security is enabled on the change log'
+);
+select table_privs_are('userdb', 'changes', 'authenticated', array['SELECT'],
+  'authenticated may only select the change log (RLS: own entries)');
+select table_privs_are('userdb', 'changes', 'anon', array[]::text[], 'anon has no privilege on the change log');
+select has_trigger('public', 'user_databases', 'user_databases_log_change', 'the log trigger exists');
 
 select table_privs_are('public', 'user_databases', 'anon', array[]::text[], 'anon has no table privileges');
 select table_privs_are('public', 'user_databases', 'authenticated', array['SELECT', 'INSERT', 'UPDATE'],

@@ -86,8 +86,9 @@ select is(
                        current_setting('test.t2')::timestamptz, 'c2', 1)) -> 'applied',
   'true'::jsonb, 'another client''s first batch applies');
 reset role;
-select is((select clients from public.user_databases where user_id = 'dddddddd-0000-4000-8000-000000000004'),
-  '{"c1":1,"c2":1}'::jsonb, 'the last batch_seq per client is recorded');
+select is((select jsonb_object_agg(key, value -> 0) from public.user_databases, jsonb_each(clients)
+            where user_id = 'dddddddd-0000-4000-8000-000000000004'),
+  '{"c1":1,"c2":1}'::jsonb, 'the last batch_seq per client is recorded (as [batch_seq, last seen])');
 set local role authenticated;
 select throws_ok(
   format($$select public.userdb_patch('[]', %L, 'c3', null)$$, public.userdb_pull() ->> 'updated_at'),

@@ -4,8 +4,9 @@
  * bounded exactly-once bookkeeping, and the upgrade from the first migration.
  */
 import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyCompact, type CompactDoc, type PatchOp } from '../../src/doc/index.js';
+import { applyCompact, type CompactDoc, type Json, type PatchOp } from '../../src/doc/index.js';
 import { type Engine, engines, type Queryable, schemaScripts } from './engines.js';
 
 interface SqlError {
@@ -622,6 +623,189 @@ describe.each(engines().map((f) => [f.name, f] as const))('delta sync on %s', (_
         expect(err?.code).toBe('PT413');
         expect(err?.message).toMatch(/client bookkeeping/);
       });
+    });
+  });
+
+  // The patch engine on long batches (the overlay) ---------------------------------------
+
+  describe('userdb.apply_patch on batches of many ops outside the rows', () => {
+    const applySql = (doc: unknown, ops: unknown) =>
+      engine.admin((q) =>
+        q.one<CompactDoc>('select userdb.apply_patch($1::jsonb, $2::jsonb)', [
+          JSON.stringify(doc),
+          JSON.stringify(ops),
+        ]),
+      );
+    const opIndexOf = (e: unknown) => {
+      const m = /\bop (\d+) \(/.exec(String((e as { message?: unknown }).message));
+      return m ? Number(m[1]) : undefined;
+    };
+    const base = (): CompactDoc =>
+      ({
+        version: 1,
+        tables: {
+          projects: structuredClone({ ...PROJECTS, rows: PROJECTS.rows.slice(0, 4) }),
+          t2: { schema: { fields: [], primaryKey: [] }, rows: [['a'], ['b']] },
+        },
+        x: { k: 1, o: { n: [1, 2] } },
+        list: [1, { a: 1 }, [2]],
+      }) as unknown as CompactDoc;
+
+    it('matches applyCompact (fuzz, 10 to 33 ops, most of them outside the rows)', async () => {
+      const seg = fc.constantFrom(
+        'version',
+        'tables',
+        'x',
+        'list',
+        'projects',
+        't2',
+        'schema',
+        'rows',
+        'k',
+        'o',
+        'n',
+        'a',
+        '0',
+        '1',
+        '2',
+        '3',
+        '-',
+        'new',
+        '',
+        'a/b',
+      );
+      const esc = (t: string) => t.replace(/~/g, '~0').replace(/\//g, '~1');
+      const known = fc.constantFrom(
+        ['version'],
+        ['x', 'k'],
+        ['x', 'o'],
+        ['x', 'o', 'n', '0'],
+        ['x', 'o', 'n', '-'],
+        ['x', 'new'],
+        ['x', 'a/b'],
+        ['tables', 't2'],
+        ['tables', 't2', 'rows', '0'],
+        ['tables', 'new'],
+        ['tables', 'projects', 'schema', 'primaryKey'],
+        ['list', '0'],
+        ['list', '1', 'a'],
+        ['list', '-'],
+        ['new'],
+        ['x'],
+      );
+      const path: fc.Arbitrary<string[]> = fc.oneof(
+        { weight: 8, arbitrary: known.map((p) => [...p]) },
+        { weight: 1, arbitrary: fc.array(seg, { minLength: 1, maxLength: 2 }) },
+        { weight: 1, arbitrary: fc.array(seg, { minLength: 3, maxLength: 5 }) },
+        {
+          weight: 2,
+          arbitrary: fc
+            .tuple(
+              fc.constantFrom('projects', 't2', 'nope'),
+              fc.constantFrom('0', '1', '2', '-'),
+              fc.option(fc.constantFrom('0', '1')),
+            )
+            .map(([t, r, c]) => ['tables', t, 'rows', r, ...(c === null ? [] : [c])]),
+        },
+      );
+      const value = fc.constantFrom<Json>(1, 'v', null, [], {}, { k: 2 }, [1, 2], { schema: {}, rows: [] }, [
+        'r',
+        'R',
+      ]);
+      const op = fc
+        .record({
+          op: fc.constantFrom('add', 'add', 'add', 'remove', 'replace', 'replace', 'test'),
+          path,
+          value,
+        })
+        .map(({ op, path, value }) =>
+          op === 'remove'
+            ? { op, path: `/${path.map(esc).join('/')}` }
+            : { op, path: `/${path.map(esc).join('/')}`, value },
+        );
+      let applied = 0;
+      let failed = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 24 }), async (ops) => {
+          // (9 tests of /version first: the batch takes the overlay)
+          const all = [
+            ...Array.from({ length: 9 }, () => ({ op: 'test', path: '/version', value: 1 })),
+            ...ops,
+          ];
+          let expected: CompactDoc | undefined;
+          let expectedErr: number | undefined;
+          try {
+            expected = applyCompact(base(), all as PatchOp[]);
+          } catch (e) {
+            expectedErr = opIndexOf(e);
+          }
+          if (expectedErr === undefined) {
+            applied++;
+            expect(await applySql(base(), all)).toEqual(expected);
+          } else {
+            failed++;
+            const err = await sqlError(applySql(base(), all));
+            expect(err.code).toBe('22023');
+            expect(opIndexOf(err)).toBe(expectedErr);
+          }
+        }),
+        { numRuns: 400, seed: 20261201 },
+      );
+      expect(applied).toBeGreaterThan(20);
+      expect(failed).toBeGreaterThan(20);
+    });
+
+    it('merges touched members before a write of their parent, and forgets them after it', async () => {
+      const pad = Array.from({ length: 9 }, (): PatchOp => ({ op: 'test', path: '/version', value: 1 }));
+      const cases: PatchOp[][] = [
+        [
+          { op: 'remove', path: '/x/k' },
+          { op: 'test', path: '/x', value: { o: { n: [1, 2] } } },
+        ],
+        [
+          { op: 'add', path: '/x/z', value: 1 },
+          { op: 'replace', path: '/x', value: { q: 1 } },
+          { op: 'add', path: '/x/w', value: 2 },
+        ],
+        [
+          { op: 'add', path: '/x/z', value: 1 },
+          { op: 'replace', path: '/x', value: { q: 1 } },
+          { op: 'test', path: '/x/z', value: 1 },
+        ],
+        [
+          { op: 'replace', path: '/tables/projects/rows/0/1', value: 'a' },
+          { op: 'replace', path: '/tables/projects/rows/1/1', value: 'b' },
+          { op: 'replace', path: '/tables/projects/rows/2/1', value: 'c' },
+          { op: 'add', path: '/tables/projects/schema/x', value: 1 },
+          { op: 'remove', path: '/tables/projects/rows/0' },
+          { op: 'remove', path: '/tables/projects/rows/0' },
+          { op: 'remove', path: '/tables/projects/rows/0' },
+          { op: 'test', path: '/tables', value: null },
+        ],
+      ];
+      for (const ops of cases) {
+        const all = [...pad, ...ops];
+        let expected: CompactDoc | undefined;
+        try {
+          expected = applyCompact(base(), all);
+        } catch (e) {
+          expect(opIndexOf(await sqlError(applySql(base(), all))), JSON.stringify(ops)).toBe(opIndexOf(e));
+          continue;
+        }
+        expect(await applySql(base(), all), JSON.stringify(ops)).toEqual(expected);
+      }
+    });
+
+    it('applies 5,000 replaces of /version and 2,000 new members as applyCompact does', async () => {
+      const ops: PatchOp[] = [
+        ...Array.from({ length: 5000 }, (_, i): PatchOp => ({ op: 'replace', path: '/version', value: i })),
+        ...Array.from({ length: 2000 }, (_, i): PatchOp => ({ op: 'add', path: `/x/m${i}`, value: [i] })),
+        ...Array.from({ length: 500 }, (_, i): PatchOp => ({ op: 'remove', path: `/x/m${i * 2}` })),
+        { op: 'add', path: '/tables/projects/rows/-', value: ['p-new', 'New'] },
+        { op: 'replace', path: '/tables/projects/rows/0/1', value: 'Zero' },
+        { op: 'replace', path: '/tables/projects/rows/1/1', value: 'One' },
+      ];
+      expect(await applySql(base(), ops)).toEqual(applyCompact(base(), ops));
     });
   });
 
