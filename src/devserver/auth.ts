@@ -153,6 +153,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** GoTrue's limit (auth.users.email is varchar(255)). */
+const MAX_EMAIL_BYTES = 255;
 
 /** The `/auth/v1` endpoints. */
 export class AuthService {
@@ -279,6 +281,9 @@ export class AuthService {
     if (body.phone !== undefined && email === '') {
       throw new AuthHttpError(422, 'phone_provider_disabled', 'Phone signups are disabled');
     }
+    if (Buffer.byteLength(email) > MAX_EMAIL_BYTES) {
+      throw new AuthHttpError(400, 'validation_failed', 'An email address is too long');
+    }
     if (!EMAIL.test(email)) {
       throw new AuthHttpError(400, 'validation_failed', 'Unable to validate email address: invalid format');
     }
@@ -321,6 +326,9 @@ export class AuthService {
     const email = typeof body.email === 'string' ? body.email.trim().toLowerCase() : undefined;
     const password = typeof body.password === 'string' ? body.password : undefined;
     const data = isRecord(body.data) ? body.data : undefined;
+    if (email !== undefined && Buffer.byteLength(email) > MAX_EMAIL_BYTES) {
+      throw new AuthHttpError(400, 'validation_failed', 'An email address is too long');
+    }
     if (email !== undefined && !EMAIL.test(email)) {
       throw new AuthHttpError(400, 'validation_failed', 'Unable to validate email address: invalid format');
     }

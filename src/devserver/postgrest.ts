@@ -450,7 +450,8 @@ export async function handleRpc(
     args = parsed as Record<string, unknown>;
     if (rawBody.trim() === '') rawBody = '{}';
   } else {
-    args = {};
+    // No prototype: `?__proto__=x` is an argument named __proto__, as for PostgREST.
+    args = Object.create(null) as Record<string, unknown>;
     for (const [key, value] of url.searchParams) if (!RESERVED_QUERY_PARAMS.has(key)) args[key] = value;
     rawBody = JSON.stringify(args);
   }

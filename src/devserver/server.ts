@@ -306,7 +306,21 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       }
       realtime.handleUpgrade(req, socket, head, requestUrl);
     });
-    server.on('clientError', (_error, socket) => socket.destroy());
+    // What Node's parser refuses gets the status Node itself would send (431 for headers
+    // over its 16 KiB limit, 400 otherwise), not a reset connection.
+    server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+        const status =
+          error.code === 'HPE_HEADER_OVERFLOW'
+            ? '431 Request Header Fields Too Large'
+            : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+              ? '408 Request Timeout'
+              : '400 Bad Request';
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      } else {
+        socket.destroy();
+      }
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {

@@ -320,6 +320,53 @@ describe.each(engines)('dev server hardening on $name', (engine) => {
     });
   });
 
+  describe('other requests an attacker or a careless client sends', () => {
+    it('treats a query parameter named __proto__ as an argument (PGRST202), not as a prototype', async () => {
+      const res = await rawRequest(server, {
+        method: 'GET',
+        path: '/rest/v1/rpc/hh_setting?name=role&__proto__=x',
+      });
+      expect(res.status).toBe(404);
+      expect(JSON.parse(res.body)).toMatchObject({
+        code: 'PGRST202',
+        message: 'Could not find the function public.hh_setting(__proto__, name) in the schema cache',
+      });
+    });
+
+    it('answers 431 to headers over the limit and 400 to an unparsable request, not a reset', async () => {
+      const huge = await rawRequest(server, {
+        method: 'GET',
+        path: '/rest/v1/rpc/hh_setting?name=role',
+        headers: { 'x-padding': 'p'.repeat(32 * 1024) },
+      });
+      expect(huge.status).toBe(431);
+      const url = new URL(server.url);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(url.port), url.hostname);
+        const chunks: Buffer[] = [];
+        socket.on('data', (c: Buffer) => chunks.push(c));
+        socket.on('error', reject);
+        socket.on('end', () => resolve(Buffer.concat(chunks).toString()));
+        socket.write('GET /rest/v1/rpc/x HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n');
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect((await client(server).rpc('hh_echo', { a: 5 })).data).toBe(5);
+    });
+
+    it('refuses an email over 255 bytes as GoTrue does instead of failing in SQL', async () => {
+      const sb = client(server);
+      const res = await sb.auth.signUp({ email: `${'a'.repeat(300)}@example.com`, password: 'password-123' });
+      expect(res.error).toMatchObject({
+        status: 400,
+        code: 'validation_failed',
+        message: 'An email address is too long',
+      });
+      const a = await signedUp(server);
+      const update = await a.sb.auth.updateUser({ email: `${'b'.repeat(300)}@example.com` });
+      expect(update.error).toMatchObject({ status: 400, code: 'validation_failed' });
+    });
+  });
+
   describe('JWT verification', () => {
     const call = async (token: string) =>
       post(server, '/rest/v1/rpc/hh_setting', JSON.stringify({ name: 'role' }), {
