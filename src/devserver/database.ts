@@ -250,6 +250,24 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Whether `error` says the connection itself ended (its backend was terminated or the
+ * server shut down), rather than that a statement failed.
+ */
+function isConnectionLoss(error: unknown): boolean {
+  if (isPostgresError(error)) return /^(57P0[123]|08...)$/.test(error.code);
+  return (
+    error instanceof Error && /Connection terminated|ECONNRESET|EPIPE|not queryable/i.test(error.message)
+  );
+}
+
+/** A transaction whose connection was lost before COMMIT: nothing of it was committed. */
+class LostBeforeCommit extends Error {
+  constructor(readonly original: unknown) {
+    super(original instanceof Error ? original.message : String(original));
+  }
+}
+
 class PostgresDatabase implements Database {
   readonly kind = 'postgres';
   readonly #pool: pg.Pool;
@@ -267,17 +285,40 @@ class PostgresDatabase implements Database {
     this.#pool.on('error', () => undefined);
   }
 
+  // A pooled connection whose backend ended while idle (server restart, terminated
+  // backend) fails the next statement sent on it before that statement runs: such a
+  // statement is sent once more on a fresh connection.
   async query<R extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<R[]> {
-    return (await this.#pool.query(sql, [...params])).rows as R[];
+    try {
+      return (await this.#pool.query(sql, [...params])).rows as R[];
+    } catch (error) {
+      if (!isConnectionLoss(error)) throw error;
+      return (await this.#pool.query(sql, [...params])).rows as R[];
+    }
   }
 
   async exec(sql: string): Promise<void> {
-    await this.#pool.query(sql);
+    await this.query(sql);
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    try {
+      return await this.#transaction(fn);
+    } catch (error) {
+      // Lost before COMMIT was sent: the server rolled the transaction back, run it again.
+      if (!(error instanceof LostBeforeCommit)) throw error;
+      try {
+        return await this.#transaction(fn);
+      } catch (again) {
+        throw again instanceof LostBeforeCommit ? again.original : again;
+      }
+    }
+  }
+
+  async #transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let broken = false;
+    let committing = false;
     try {
       await client.query('begin');
       const result = await fn({
@@ -287,6 +328,7 @@ class PostgresDatabase implements Database {
           await client.query(sql);
         },
       });
+      committing = true;
       await client.query('commit');
       return result;
     } catch (error) {
@@ -294,6 +336,10 @@ class PostgresDatabase implements Database {
         await client.query('rollback');
       } catch {
         broken = true;
+      }
+      if (!committing && isConnectionLoss(error)) {
+        broken = true;
+        throw new LostBeforeCommit(error);
       }
       throw error;
     } finally {
