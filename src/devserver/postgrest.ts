@@ -477,24 +477,28 @@ export async function handleRpc(
           errorBody('42501', `permission denied to set role "${role}"`),
         );
       }
+      const settings = await ctx.schemaCache.roleSettings(tx, role);
+      // The role's own settings come first so that the request's cannot be overridden.
+      const entries = [...settings];
+      const applied = entries.map((_, i) => `set_config($${2 * i + 6}, $${2 * i + 7}, true), `).join('');
       await tx.query(
         `select
+           ${applied}
            set_config('role', $1, true),
            set_config('request.jwt.claims', $2, true),
            set_config('request.method', $3, true),
            set_config('request.path', $4, true),
            set_config('request.headers', $5, true),
            set_config('timezone', 'UTC', true)`,
-        [role, JSON.stringify(claims), method, url.pathname, JSON.stringify(lowerCaseHeaders(req))],
+        [
+          role,
+          JSON.stringify(claims),
+          method,
+          url.pathname,
+          JSON.stringify(lowerCaseHeaders(req)),
+          ...entries.flat(),
+        ],
       );
-      const settings = await ctx.schemaCache.roleSettings(tx, role);
-      if (settings.size > 0) {
-        const entries = [...settings];
-        await tx.query(
-          `select ${entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(', ')}`,
-          entries.flat(),
-        );
-      }
       // PGlite runs a statement to its end (a single-threaded engine has no timer to cancel
       // it), so there a statement that overran the role's statement_timeout is rolled back
       // afterwards with the error PostgreSQL would have raised.
