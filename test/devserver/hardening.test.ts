@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DevServer, signJwt, startDevServer } from '../../src/devserver/index.js';
+import { jsonTooDeep } from '../../src/devserver/http.js';
+import { type DevServer, signJwt, startDevServer, verifyJwt } from '../../src/devserver/index.js';
 import { BOOT_TIMEOUT_MS, client, signedUp, subscribed } from './helpers.js';
 
 /**
@@ -571,4 +572,55 @@ describe.each(breakable)('recovery from a fatal engine error on $name', (engine)
     },
     BOOT_TIMEOUT_MS,
   );
+});
+
+describe('jsonTooDeep', () => {
+  it('counts arrays and objects, not brackets inside strings or after escaped quotes', () => {
+    expect(jsonTooDeep('[[1]]', 2)).toBe(false);
+    expect(jsonTooDeep('[[1]]', 1)).toBe(true);
+    expect(jsonTooDeep('{"a":{"b":[]}}', 2)).toBe(true);
+    expect(jsonTooDeep('{"a":"[[[[{{{{"}', 1)).toBe(false);
+    expect(jsonTooDeep('{"a":"\\\\"}', 1)).toBe(false);
+    expect(jsonTooDeep('{"a":"\\"[[[[","b":1}', 1)).toBe(false);
+    expect(jsonTooDeep('["\\\\",[[]]]', 2)).toBe(true);
+    expect(jsonTooDeep(deep(10_000), 512)).toBe(true);
+  });
+});
+
+describe('verifyJwt', () => {
+  const secret = 'a-secret-of-at-least-thirty-two-characters';
+  it('sorts refusals into the reasons Realtime words and the codes PostgREST answers', () => {
+    const t = now();
+    expect(verifyJwt(signJwt({ role: 'anon', exp: t + 60 }, secret), secret, t)).toMatchObject({ ok: true });
+    expect(verifyJwt(signJwt({ role: 'anon' }, 'other-secret'), secret, t)).toMatchObject({
+      ok: false,
+      reason: 'signature',
+      code: 'PGRST301',
+    });
+    expect(verifyJwt(signJwt({ role: 'anon', exp: t - 5 }, secret), secret, t)).toEqual({
+      ok: false,
+      reason: 'expired',
+      code: 'PGRST303',
+      message: 'JWT expired',
+      expiredSeconds: 5,
+    });
+    expect(
+      verifyJwt(signJwt({ role: 'anon', exp: t - 5 }, secret), secret, t, { leewaySeconds: 30 }),
+    ).toMatchObject({ ok: true });
+    expect(verifyJwt(forge({ alg: 'none' }, { role: 'anon' }, secret), secret, t)).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      code: 'PGRST301',
+    });
+    expect(verifyJwt(signJwt({ role: 'anon', nbf: t + 5 }, secret), secret, t)).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+      code: 'PGRST303',
+      message: 'JWT not yet valid',
+    });
+    expect(verifyJwt('a.b', secret, t)).toMatchObject({
+      reason: 'malformed',
+      message: 'Expected 3 parts in JWT; got 2',
+    });
+  });
 });
