@@ -128,9 +128,11 @@ export function jsonTooDeep(text: string, limit: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 92)
+      if (c === 92) {
         i++; // backslash: skip the escaped character
-      else if (c === 34) inString = false;
+      } else if (c === 34) {
+        inString = false;
+      }
     } else if (c === 34) {
       inString = true;
     } else if (c === 91 || c === 123) {
