@@ -13,7 +13,15 @@
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Database, isPostgresError, type Queryable } from './database.js';
-import { BodyTooLargeError, bearerToken, readBody, send, sendJson } from './http.js';
+import {
+  BodyTooLargeError,
+  bearerToken,
+  DEFAULT_MAX_JSON_DEPTH,
+  jsonTooDeep,
+  readBody,
+  send,
+  sendJson,
+} from './http.js';
 import { type JwtClaims, signJwt, verifyJwt } from './jwt.js';
 
 /** Options of {@link AuthService}. */
@@ -25,6 +33,8 @@ export interface AuthOptions {
   /** Access-token lifetime in seconds. */
   accessTokenTtl: number;
   maxBodyBytes: number;
+  /** Deepest nesting of arrays and objects accepted in a JSON body (default 512). */
+  maxJsonDepth?: number;
   /** Whether `signInAnonymously` is allowed (default on, as `supabase start` allows it when enabled). */
   anonymousSignIns?: boolean;
 }
@@ -143,6 +153,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+/** GoTrue's limit (auth.users.email is varchar(255)). */
+const MAX_EMAIL_BYTES = 255;
 
 /** The `/auth/v1` endpoints. */
 export class AuthService {
@@ -217,7 +229,7 @@ export class AuthService {
           res,
           413,
           { code: 413, error_code: 'request_too_large', msg: error.message },
-          versionHeaders,
+          error.drained ? versionHeaders : { ...versionHeaders, Connection: 'close' },
         );
         return;
       }
@@ -228,6 +240,14 @@ export class AuthService {
   async #json(req: IncomingMessage): Promise<Record<string, unknown>> {
     const raw = (await readBody(req, this.#o.maxBodyBytes)).toString('utf8');
     if (raw.trim() === '') return {};
+    const depth = this.#o.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
+    if (jsonTooDeep(raw, depth)) {
+      throw new AuthHttpError(
+        400,
+        'bad_json',
+        `Could not parse request body as JSON: nested deeper than ${depth} levels`,
+      );
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw);
@@ -260,6 +280,9 @@ export class AuthService {
     }
     if (body.phone !== undefined && email === '') {
       throw new AuthHttpError(422, 'phone_provider_disabled', 'Phone signups are disabled');
+    }
+    if (Buffer.byteLength(email) > MAX_EMAIL_BYTES) {
+      throw new AuthHttpError(400, 'validation_failed', 'An email address is too long');
     }
     if (!EMAIL.test(email)) {
       throw new AuthHttpError(400, 'validation_failed', 'Unable to validate email address: invalid format');
@@ -303,6 +326,9 @@ export class AuthService {
     const email = typeof body.email === 'string' ? body.email.trim().toLowerCase() : undefined;
     const password = typeof body.password === 'string' ? body.password : undefined;
     const data = isRecord(body.data) ? body.data : undefined;
+    if (email !== undefined && Buffer.byteLength(email) > MAX_EMAIL_BYTES) {
+      throw new AuthHttpError(400, 'validation_failed', 'An email address is too long');
+    }
     if (email !== undefined && !EMAIL.test(email)) {
       throw new AuthHttpError(400, 'validation_failed', 'Unable to validate email address: invalid format');
     }

@@ -93,28 +93,119 @@ class Mutex {
   }
 }
 
+/** A `LISTEN` of the dev server, kept so that it survives a reopened PGlite. */
+interface Subscription {
+  channel: string;
+  onNotify: (payload: string) => void;
+  unlisten: () => Promise<void>;
+}
+
+/**
+ * Whether `error` says the engine itself failed (not the statement): an internal error
+ * (SQLSTATE class XX, e.g. PGlite's `bad buffer ID` after its stack overflowed) or a
+ * WebAssembly trap.
+ */
+function isEngineFailure(error: unknown): boolean {
+  if (error instanceof WebAssembly.RuntimeError) return true;
+  return isPostgresError(error) && error.code.startsWith('XX');
+}
+
 class PGliteDatabase implements Database {
   readonly kind = 'pglite';
-  readonly #db: PGlite;
+  #db: PGlite;
+  /** The data directory, or `undefined` in memory. */
+  readonly #dataDir: string | undefined;
   readonly #mutex = new Mutex();
+  readonly #subscriptions = new Set<Subscription>();
+  #closed = false;
+  #recoveries = 0;
 
-  constructor(db: PGlite) {
+  constructor(db: PGlite, dataDir: string | undefined) {
     this.#db = db;
+    this.#dataDir = dataDir;
+  }
+
+  /** How many times the engine was found broken and reopened. */
+  get recoveries(): number {
+    return this.#recoveries;
+  }
+
+  /**
+   * Runs `fn` alone on the connection. After any failure the connection is checked before
+   * the next caller gets it: an engine that failed internally, or that is stuck in an
+   * aborted transaction, is reopened from its committed data, so one bad statement cannot
+   * wedge the server.
+   */
+  #run<T>(fn: (db: PGlite) => Promise<T>): Promise<T> {
+    return this.#mutex.run(async () => {
+      try {
+        return await fn(this.#db);
+      } catch (error) {
+        await this.#checkAfter(error);
+        throw error;
+      }
+    });
+  }
+
+  async #checkAfter(error: unknown): Promise<void> {
+    if (this.#closed) return;
+    let healthy = !isEngineFailure(error);
+    if (healthy) {
+      try {
+        await this.#db.query('select 1');
+      } catch {
+        healthy = false;
+      }
+    }
+    if (healthy) return;
+    const reason = error instanceof Error ? error.message : String(error);
+    try {
+      await this.#reopen();
+      process.emitWarning(
+        `PGlite failed (${reason}); it was reopened from its committed data`,
+        'UserdbDevServerWarning',
+      );
+    } catch (reopenError) {
+      process.emitWarning(
+        `PGlite failed (${reason}) and could not be reopened: ${String(reopenError)}`,
+        'UserdbDevServerWarning',
+      );
+    }
+  }
+
+  /**
+   * Replaces a broken PGlite by a fresh one holding every committed transaction: in a
+   * directory, the old instance is closed and the directory opened again (PostgreSQL's
+   * crash recovery replays the WAL); in memory, the data directory is dumped from the
+   * broken instance (the files of an in-memory PGlite outlive its backend) and loaded
+   * into a new one, with the same recovery. Every `LISTEN` is registered again.
+   */
+  async #reopen(): Promise<void> {
+    const old = this.#db;
+    const dump = this.#dataDir === undefined ? await old.dumpDataDir('none') : undefined;
+    await withTimeout(old.close(), 10_000).catch(() => undefined);
+    const next = dump === undefined ? new PGlite(this.#dataDir) : new PGlite({ loadDataDir: dump });
+    await next.waitReady;
+    this.#db = next;
+    this.#recoveries++;
+    for (const subscription of this.#subscriptions) {
+      subscription.unlisten = await next.listen(subscription.channel, subscription.onNotify);
+    }
   }
 
   query<R extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<R[]> {
-    return this.#mutex.run(async () => (await this.#db.query<R>(sql, [...params])).rows);
+    return this.#run(async (db) => (await db.query<R>(sql, [...params])).rows);
   }
 
   exec(sql: string): Promise<void> {
-    return this.#mutex.run(async () => {
-      await this.#db.exec(sql);
+    return this.#run(async (db) => {
+      await db.exec(sql);
     });
   }
 
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.#mutex.run(() =>
-      this.#db.transaction((tx) =>
+    return this.#run((db) =>
+      db.transaction((tx) =>
         fn({
           query: async <R extends Row = Row>(sql: string, params: readonly unknown[] = []) =>
             (await tx.query<R>(sql, [...params])).rows,
@@ -127,18 +218,53 @@ class PGliteDatabase implements Database {
   }
 
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>> {
-    return this.#mutex.run(async () => {
-      const unlisten = await this.#db.listen(channel, onNotify);
-      return () => this.#mutex.run(() => unlisten());
+    return this.#run(async (db) => {
+      const subscription: Subscription = { channel, onNotify, unlisten: await db.listen(channel, onNotify) };
+      this.#subscriptions.add(subscription);
+      return () =>
+        this.#mutex.run(async () => {
+          if (!this.#subscriptions.delete(subscription)) return;
+          await subscription.unlisten();
+        });
     });
   }
 
   close(): Promise<void> {
-    return this.#mutex.run(() => this.#db.close());
+    return this.#mutex.run(async () => {
+      this.#closed = true;
+      this.#subscriptions.clear();
+      await this.#db.close();
+    });
   }
 
   dump(): Promise<Blob> {
-    return this.#mutex.run(() => this.#db.dumpDataDir('gzip'));
+    return this.#run((db) => db.dumpDataDir('gzip'));
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Whether `error` says the connection itself ended (its backend was terminated or the
+ * server shut down), rather than that a statement failed.
+ */
+function isConnectionLoss(error: unknown): boolean {
+  if (isPostgresError(error)) return /^(57P0[123]|08...)$/.test(error.code);
+  return (
+    error instanceof Error && /Connection terminated|ECONNRESET|EPIPE|not queryable/i.test(error.message)
+  );
+}
+
+/** A transaction whose connection was lost before COMMIT: nothing of it was committed. */
+class LostBeforeCommit extends Error {
+  constructor(readonly original: unknown) {
+    super(original instanceof Error ? original.message : String(original));
   }
 }
 
@@ -147,6 +273,10 @@ class PostgresDatabase implements Database {
   readonly #pool: pg.Pool;
   readonly #url: string;
   #listener: pg.Client | undefined;
+  #connecting: Promise<pg.Client> | undefined;
+  readonly #handlers = new Set<{ channel: string; onNotify: (payload: string) => void }>();
+  #closed = false;
+  #reconnecting = false;
 
   constructor(url: string) {
     this.#url = url;
@@ -155,17 +285,40 @@ class PostgresDatabase implements Database {
     this.#pool.on('error', () => undefined);
   }
 
+  // A pooled connection whose backend ended while idle (server restart, terminated
+  // backend) fails the next statement sent on it before that statement runs: such a
+  // statement is sent once more on a fresh connection.
   async query<R extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<R[]> {
-    return (await this.#pool.query(sql, [...params])).rows as R[];
+    try {
+      return (await this.#pool.query(sql, [...params])).rows as R[];
+    } catch (error) {
+      if (!isConnectionLoss(error)) throw error;
+      return (await this.#pool.query(sql, [...params])).rows as R[];
+    }
   }
 
   async exec(sql: string): Promise<void> {
-    await this.#pool.query(sql);
+    await this.query(sql);
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    try {
+      return await this.#transaction(fn);
+    } catch (error) {
+      // Lost before COMMIT was sent: the server rolled the transaction back, run it again.
+      if (!(error instanceof LostBeforeCommit)) throw error;
+      try {
+        return await this.#transaction(fn);
+      } catch (again) {
+        throw again instanceof LostBeforeCommit ? again.original : again;
+      }
+    }
+  }
+
+  async #transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let broken = false;
+    let committing = false;
     try {
       await client.query('begin');
       const result = await fn({
@@ -175,6 +328,7 @@ class PostgresDatabase implements Database {
           await client.query(sql);
         },
       });
+      committing = true;
       await client.query('commit');
       return result;
     } catch (error) {
@@ -183,32 +337,91 @@ class PostgresDatabase implements Database {
       } catch {
         broken = true;
       }
+      if (!committing && isConnectionLoss(error)) {
+        broken = true;
+        throw new LostBeforeCommit(error);
+      }
       throw error;
     } finally {
       client.release(broken);
     }
   }
 
+  /**
+   * LISTENs on one connection of its own. When that connection dies (the server
+   * restarted, the backend was terminated), it is opened again with every channel, after
+   * 50 ms and then up to every 2 s until it succeeds or the database is closed;
+   * notifications sent while it was down are lost, as they are for any PostgreSQL client.
+   */
   async listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>> {
-    if (this.#listener === undefined) {
-      const client = new pg.Client({ connectionString: this.#url });
-      client.on('error', () => undefined);
-      await client.connect();
-      this.#listener = client;
+    const entry = { channel, onNotify };
+    this.#handlers.add(entry);
+    try {
+      const client = await this.#listenerClient();
+      await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+    } catch (error) {
+      this.#handlers.delete(entry);
+      throw error;
     }
-    const client = this.#listener;
-    const handler = (message: pg.Notification) => {
-      if (message.channel === channel) onNotify(message.payload ?? '');
-    };
-    client.on('notification', handler);
-    await client.query(`listen ${pg.escapeIdentifier(channel)}`);
     return async () => {
-      client.off('notification', handler);
-      await client.query(`unlisten ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+      if (!this.#handlers.delete(entry)) return;
+      if ([...this.#handlers].some((h) => h.channel === channel)) return;
+      await this.#listener?.query(`unlisten ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
     };
   }
 
+  #listenerClient(): Promise<pg.Client> {
+    this.#connecting ??= (async () => {
+      const client = new pg.Client({ connectionString: this.#url });
+      client.on('notification', (message) => {
+        for (const h of this.#handlers) if (h.channel === message.channel) h.onNotify(message.payload ?? '');
+      });
+      try {
+        await client.connect();
+      } catch (error) {
+        client.on('error', () => undefined);
+        throw error;
+      }
+      let lost = false;
+      const onLost = () => {
+        if (lost) return;
+        lost = true;
+        if (this.#listener === client) this.#listener = undefined;
+        client.end().catch(() => undefined);
+        this.#reconnect(50);
+      };
+      client.on('error', onLost);
+      client.on('end', onLost);
+      this.#listener = client;
+      return client;
+    })().finally(() => {
+      this.#connecting = undefined;
+    });
+    return this.#connecting;
+  }
+
+  #reconnect(delayMs: number): void {
+    if (this.#closed || this.#handlers.size === 0 || this.#reconnecting) return;
+    this.#reconnecting = true;
+    const timer = setTimeout(async () => {
+      this.#reconnecting = false;
+      if (this.#closed || this.#listener !== undefined) return;
+      try {
+        const client = await this.#listenerClient();
+        const channels = new Set([...this.#handlers].map((h) => h.channel));
+        for (const channel of channels) await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+      } catch {
+        // A lost connection schedules its own retry; a failed connect retries here.
+        this.#reconnect(Math.min(2000, delayMs * 2));
+      }
+    }, delayMs);
+    timer.unref();
+  }
+
   async close(): Promise<void> {
+    this.#closed = true;
+    this.#handlers.clear();
+    await this.#connecting?.catch(() => undefined);
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.end().catch(() => undefined);
@@ -227,7 +440,7 @@ class PostgresDatabase implements Database {
 export async function openMemoryDatabaseFrom(dump: Blob): Promise<Database> {
   const pglite = new PGlite({ loadDataDir: dump });
   await pglite.waitReady;
-  return new PGliteDatabase(pglite);
+  return new PGliteDatabase(pglite, undefined);
 }
 
 /**
@@ -261,5 +474,5 @@ export async function openDatabase(location: string): Promise<Database> {
   }
   const pglite = location === 'memory' ? new PGlite() : new PGlite(location);
   await pglite.waitReady;
-  return new PGliteDatabase(pglite);
+  return new PGliteDatabase(pglite, location === 'memory' ? undefined : location);
 }

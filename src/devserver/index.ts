@@ -20,7 +20,7 @@ export type { Database, Queryable, Row } from './database.js';
 export { openDatabase } from './database.js';
 export type { RpcCall, RpcPredicate } from './faults.js';
 export { Faults } from './faults.js';
-export type { JwtClaims, JwtVerification, SignJwtOptions } from './jwt.js';
+export type { JwtClaims, JwtFailure, JwtVerification, SignJwtOptions, VerifyJwtOptions } from './jwt.js';
 export { signJwt, verifyJwt } from './jwt.js';
 export type { PrepareOptions, PrepareResult } from './migrate.js';
 export { defaultMigrationsDir, prepareDatabase } from './migrate.js';

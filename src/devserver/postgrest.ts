@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Database, Queryable } from './database.js';
 import { isPostgresError } from './database.js';
 import type { Faults, RpcCall } from './faults.js';
-import { BodyTooLargeError, bearerToken, readBody, send, sendJson } from './http.js';
+import { BodyTooLargeError, bearerToken, jsonTooDeep, readBody, send, sendJson } from './http.js';
 import { type JwtClaims, verifyJwt } from './jwt.js';
 
 /** What the RPC handler needs from the server. */
@@ -22,6 +22,8 @@ export interface RestContext {
   jwtSecret: string;
   faults: Faults;
   maxBodyBytes: number;
+  /** Deepest nesting of arrays and objects accepted in a JSON body. */
+  maxJsonDepth: number;
   schemaCache: SchemaCache;
 }
 
@@ -101,6 +103,9 @@ function errorBody(code: string, message: string, details: string | null = null,
   return { code, details, hint, message } satisfies PostgrestErrorBody;
 }
 
+/** PostgREST's allowed clock skew on `exp`, `nbf` and `iat`. */
+const JWT_LEEWAY_SECONDS = 30;
+
 /** Verifies the request's bearer token as PostgREST does; `undefined` claims mean anonymous. */
 function authenticate(
   req: IncomingMessage,
@@ -108,10 +113,9 @@ function authenticate(
 ): { ok: true; claims: JwtClaims | undefined } | { ok: false; code: string; message: string } {
   const token = bearerToken(req);
   if (token === undefined) return { ok: true, claims: undefined };
-  const result = verifyJwt(token, jwtSecret);
+  const result = verifyJwt(token, jwtSecret, undefined, { leewaySeconds: JWT_LEEWAY_SECONDS });
   if (result.ok) return { ok: true, claims: result.claims };
-  if (result.reason === 'expired') return { ok: false, code: 'PGRST303', message: 'JWT expired' };
-  return { ok: false, code: 'PGRST301', message: result.message };
+  return { ok: false, code: result.code, message: result.message };
 }
 
 interface FunctionArg {
@@ -182,6 +186,7 @@ async function findFunctions(tx: Queryable, schema: string, name: string): Promi
 export class SchemaCache {
   readonly #functions = new Map<string, FunctionInfo[]>();
   readonly #roles = new Map<string, 'allowed' | 'denied' | 'missing'>();
+  readonly #settings = new Map<string, ReadonlyMap<string, string>>();
 
   /** @internal The candidates for `schema.name` matching `keys`, reloading on a miss. */
   async lookup(
@@ -219,16 +224,54 @@ export class SchemaCache {
     return access;
   }
 
+  /**
+   * @internal The settings of `role` (`alter role … set name = value`, for all databases
+   * or for the current one, which wins) that a user may set, as PostgREST reads them for
+   * its "impersonated role settings": `SET ROLE` does not apply a role's settings, so they
+   * are applied with `set_config(…, true)` in each request's transaction. Cached until
+   * `NOTIFY pgrst, 'reload config'` (or `'reload schema'`).
+   */
+  async roleSettings(tx: Queryable, role: string): Promise<ReadonlyMap<string, string>> {
+    const cached = this.#settings.get(role);
+    if (cached !== undefined) return cached;
+    const rows = await tx.query<{ key: string; value: string }>(
+      `select s.key, s.value
+       from (
+         select pg_catalog.split_part(c, '=', 1) as key,
+                pg_catalog.substr(c, pg_catalog.strpos(c, '=') + 1) as value,
+                d.setdatabase <> 0 as specific
+         from pg_catalog.pg_db_role_setting d
+         join pg_catalog.pg_roles r on r.oid = d.setrole
+         cross join lateral pg_catalog.unnest(d.setconfig) as c
+         where r.rolname = $1
+           and d.setdatabase in (0, (select oid from pg_catalog.pg_database where datname = pg_catalog.current_database()))
+       ) s
+       join pg_catalog.pg_settings p on p.name = s.key and p.context = 'user'
+       order by s.specific`,
+      [role],
+    );
+    const settings = new Map<string, string>();
+    for (const row of rows) settings.set(row.key, row.value);
+    this.#settings.set(role, settings);
+    return settings;
+  }
+
   /** Forgets `schema.name` (after the database said it does not exist). */
   forget(schema: string, name: string): void {
     this.#functions.delete(`${schema}.${name}`);
   }
 
-  /** Handles a `pgrst` notification: `reload schema` (or an empty payload) clears the cache. */
+  /**
+   * Handles a `pgrst` notification: `reload schema` (or an empty payload) clears the
+   * cache, `reload config` the role settings.
+   */
   notify(payload: string): void {
     if (payload === '' || payload === 'reload schema') {
       this.#functions.clear();
       this.#roles.clear();
+      this.#settings.clear();
+    } else if (payload === 'reload config') {
+      this.#settings.clear();
     }
   }
 }
@@ -280,6 +323,29 @@ const RESERVED_QUERY_PARAMS = new Set([
   'on_conflict',
   'apikey',
 ]);
+
+/** PostgreSQL's error for a statement cancelled by `statement_timeout`. */
+class StatementTimeoutError extends Error {
+  readonly code = '57014';
+  constructor() {
+    super('canceling statement due to statement timeout');
+  }
+}
+
+/** A duration setting as PostgreSQL reads it (`3s`, `100ms`, `1min`, a bare number in ms). */
+function durationMs(value: string | undefined): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$/i.exec(value ?? '');
+  if (match === null) return 0;
+  const scale: Record<string, number> = {
+    us: 0.001,
+    ms: 1,
+    s: 1000,
+    min: 60_000,
+    h: 3_600_000,
+    d: 86_400_000,
+  };
+  return Number(match[1]) * (scale[(match[2] ?? 'ms').toLowerCase()] ?? 1);
+}
 
 class RpcError extends Error {
   constructor(
@@ -349,11 +415,24 @@ export async function handleRpc(
           res,
           413,
           errorBody('PGRST413', `Payload Too Large: the request body exceeds ${error.limit} bytes`),
-          { Connection: 'close' },
+          error.drained ? {} : { Connection: 'close' },
         );
         return;
       }
       throw error;
+    }
+    if (jsonTooDeep(rawBody, ctx.maxJsonDepth)) {
+      sendJson(
+        req,
+        res,
+        400,
+        errorBody(
+          'PGRST102',
+          `JSON nested deeper than ${ctx.maxJsonDepth} levels`,
+          `Arrays and objects in the request body may nest at most ${ctx.maxJsonDepth} levels deep.`,
+        ),
+      );
+      return;
     }
     let parsed: unknown = {};
     if (rawBody.trim() !== '') {
@@ -371,7 +450,8 @@ export async function handleRpc(
     args = parsed as Record<string, unknown>;
     if (rawBody.trim() === '') rawBody = '{}';
   } else {
-    args = {};
+    // No prototype: `?__proto__=x` is an argument named __proto__, as for PostgREST.
+    args = Object.create(null) as Record<string, unknown>;
     for (const [key, value] of url.searchParams) if (!RESERVED_QUERY_PARAMS.has(key)) args[key] = value;
     rawBody = JSON.stringify(args);
   }
@@ -397,16 +477,38 @@ export async function handleRpc(
           errorBody('42501', `permission denied to set role "${role}"`),
         );
       }
+      const settings = await ctx.schemaCache.roleSettings(tx, role);
+      // The role's own settings come first so that the request's cannot be overridden.
+      const entries = [...settings];
+      const applied = entries.map((_, i) => `set_config($${2 * i + 6}, $${2 * i + 7}, true), `).join('');
       await tx.query(
         `select
+           ${applied}
            set_config('role', $1, true),
            set_config('request.jwt.claims', $2, true),
            set_config('request.method', $3, true),
            set_config('request.path', $4, true),
            set_config('request.headers', $5, true),
            set_config('timezone', 'UTC', true)`,
-        [role, JSON.stringify(claims), method, url.pathname, JSON.stringify(lowerCaseHeaders(req))],
+        [
+          role,
+          JSON.stringify(claims),
+          method,
+          url.pathname,
+          JSON.stringify(lowerCaseHeaders(req)),
+          ...entries.flat(),
+        ],
       );
+      // PGlite runs a statement to its end (a single-threaded engine has no timer to cancel
+      // it), so there a statement that overran the role's statement_timeout is rolled back
+      // afterwards with the error PostgreSQL would have raised.
+      const timeoutMs = ctx.db.kind === 'pglite' ? durationMs(settings.get('statement_timeout')) : 0;
+      const timed = async <T>(run: () => Promise<T>): Promise<T> => {
+        const started = performance.now();
+        const result = await run();
+        if (timeoutMs > 0 && performance.now() - started > timeoutMs) throw new StatementTimeoutError();
+        return result;
+      };
       const fnRef = `${quoteIdent(schema)}.${quoteIdent(fnName)}`;
       let call: string;
       let from = '';
@@ -423,21 +525,22 @@ export async function handleRpc(
         params = [rawBody];
       }
       if (fn.returnsVoid) {
-        await tx.query(`select ${call}${from}`, params);
+        await timed(() => tx.query(`select ${call}${from}`, params));
         return { kind: 'void' as const };
       }
       if (fn.retset) {
         const sql =
           from === '' ? ` from ${call} _pgrst_row` : `${from} cross join lateral ${call} _pgrst_row`;
-        const rows = await tx.query<{ body: string; n: number }>(
-          `select coalesce(json_agg(_pgrst_row), '[]'::json)::text as body, count(*)::int as n${sql}`,
-          params,
+        const rows = await timed(() =>
+          tx.query<{ body: string; n: number }>(
+            `select coalesce(json_agg(_pgrst_row), '[]'::json)::text as body, count(*)::int as n${sql}`,
+            params,
+          ),
         );
         return { kind: 'json' as const, body: rows[0]?.body ?? '[]', count: Number(rows[0]?.n ?? 0) };
       }
-      const rows = await tx.query<{ body: string | null }>(
-        `select to_json(${call})::text as body${from}`,
-        params,
+      const rows = await timed(() =>
+        tx.query<{ body: string | null }>(`select to_json(${call})::text as body${from}`, params),
       );
       return { kind: 'json' as const, body: rows[0]?.body ?? null, count: undefined };
     });

@@ -15,7 +15,7 @@ import { AuthService } from './auth.js';
 import { openPreparedMemoryDatabase } from './boot-cache.js';
 import { type Database, openDatabase } from './database.js';
 import { Faults } from './faults.js';
-import { sendJson, sendPreflight } from './http.js';
+import { DEFAULT_MAX_JSON_DEPTH, parseRequestUrl, sendJson, sendPreflight } from './http.js';
 import { signJwt } from './jwt.js';
 import { defaultMigrationsDir, prepareDatabase } from './migrate.js';
 import { handleRpc, SchemaCache } from './postgrest.js';
@@ -48,6 +48,11 @@ export interface DevServerOptions {
   accessTokenTtl?: number;
   /** Largest accepted request body in bytes (default 8 MiB); larger ones get 413. */
   maxBodyBytes?: number;
+  /**
+   * Deepest nesting of arrays and objects accepted in a JSON request body (default 512);
+   * deeper bodies get 400 before any SQL runs.
+   */
+  maxJsonDepth?: number;
   /** Realtime records over this many bytes are cut down (default 1 MiB, as Realtime). */
   maxRecordBytes?: number;
   /** Allow anonymous sign-ins (default true). */
@@ -102,6 +107,24 @@ function kongError(message: string, hint: string) {
   return { message, hint };
 }
 
+/** A path segment percent-decoded as UTF-8, or `undefined` when its encoding is malformed. */
+function decodePathSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+function malformedPath(path: string) {
+  return {
+    code: 'PGRST100',
+    details: `The request path ${JSON.stringify(path)} is not valid percent-encoded UTF-8`,
+    hint: null,
+    message: 'Malformed percent-encoding in the request path',
+  };
+}
+
 /**
  * Starts a dev server.
  *
@@ -122,6 +145,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
         ? [options.migrationsDir]
         : [...options.migrationsDir];
   const maxBodyBytes = options.maxBodyBytes ?? 8 * 1024 * 1024;
+  const maxJsonDepth = options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
   const accessTokenTtl = options.accessTokenTtl ?? 3600;
   // The same claims as the Supabase CLI's keys: with the default secret they are the
   // well-known local keys, so an app configured for `supabase start` works unchanged.
@@ -170,6 +194,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       issuer: () => `${url}/auth/v1`,
       accessTokenTtl,
       maxBodyBytes,
+      maxJsonDepth,
       anonymousSignIns: options.anonymousSignIns ?? true,
     });
   };
@@ -184,7 +209,11 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       req.socket.destroy();
       return;
     }
-    const requestUrl = new URL(req.url ?? '/', 'http://localhost');
+    const requestUrl = parseRequestUrl(req.url);
+    if (requestUrl === undefined) {
+      sendJson(req, res, 400, { message: 'Invalid request URL' });
+      return;
+    }
     const path = requestUrl.pathname;
     if (req.method === 'OPTIONS') {
       sendPreflight(req, res);
@@ -222,16 +251,25 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     }
     const rpc = /^\/rest\/v1\/rpc\/([^/]+)$/.exec(path);
     if (rpc !== null) {
+      const fnName = decodePathSegment(rpc[1] ?? '');
+      if (fnName === undefined) {
+        sendJson(req, res, 400, malformedPath(path));
+        return;
+      }
       await handleRpc(
         req,
         res,
-        { db, jwtSecret, faults, maxBodyBytes, schemaCache },
-        decodeURIComponent(rpc[1] ?? ''),
+        { db, jwtSecret, faults, maxBodyBytes, maxJsonDepth, schemaCache },
+        fnName,
         requestUrl,
       );
       return;
     }
-    const table = path.slice('/rest/v1/'.length);
+    const table = decodePathSegment(path.slice('/rest/v1/'.length));
+    if (table === undefined) {
+      sendJson(req, res, 400, malformedPath(path));
+      return;
+    }
     sendJson(req, res, 404, {
       code: 'PGRST205',
       details: null,
@@ -276,7 +314,21 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       }
       realtime.handleUpgrade(req, socket, head, requestUrl);
     });
-    server.on('clientError', (_error, socket) => socket.destroy());
+    // What Node's parser refuses gets the status Node itself would send (431 for headers
+    // over its 16 KiB limit, 400 otherwise), not a reset connection.
+    server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+        const status =
+          error.code === 'HPE_HEADER_OVERFLOW'
+            ? '431 Request Header Fields Too Large'
+            : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+              ? '408 Request Timeout'
+              : '400 Bad Request';
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      } else {
+        socket.destroy();
+      }
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {

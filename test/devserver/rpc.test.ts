@@ -328,7 +328,7 @@ describe('malformed input', () => {
     expect(garbled.headers.get('www-authenticate')).toMatch(/^Bearer error="invalid_token"/);
 
     const expired = signJwt(
-      { role: 'authenticated', sub: alice.id, exp: Math.floor(Date.now() / 1000) - 5 },
+      { role: 'authenticated', sub: alice.id, exp: Math.floor(Date.now() / 1000) - 60 },
       server.jwtSecret,
     );
     const r2 = await raw('/rest/v1/rpc/fx_whoami', { headers: { authorization: `Bearer ${expired}` } });

@@ -6,7 +6,8 @@
 --
 --   * roles anon, authenticated (NOLOGIN NOINHERIT), service_role (NOLOGIN NOINHERIT
 --     BYPASSRLS) and authenticator (LOGIN NOINHERIT, member of the three), as created
---     by supabase/postgres;
+--     by supabase/postgres, with hosted Supabase's statement timeouts (anon 3s,
+--     authenticated 8s);
 --   * schema auth with auth.users (the columns GoTrue reads and writes) and the
 --     helpers auth.uid(), auth.role(), auth.email(), auth.jwt(), which read the JWT
 --     claims from the `request.jwt.claims` setting exactly as on Supabase (PostgREST
@@ -87,6 +88,31 @@ begin
         execute format('grant %I to authenticator', r);
       exception when unique_violation then
         null; -- granted concurrently
+      end;
+    end if;
+  end loop;
+end
+$bootstrap$;
+
+-- Hosted Supabase's statement timeouts for the API roles: anon 3 s, authenticated 8 s
+-- (service_role none). A role's settings do not apply on SET ROLE, so the dev server
+-- applies them per request as PostgREST does. Only set when the role has no
+-- statement_timeout yet, so a value chosen for this server survives a restart.
+do $bootstrap$
+declare
+  v_role record;
+begin
+  for v_role in select * from (values ('anon', '3s'), ('authenticated', '8s')) as r(name, timeout) loop
+    if not exists (
+      select 1
+      from pg_catalog.pg_db_role_setting s
+      cross join lateral unnest(s.setconfig) as c
+      where s.setrole = v_role.name::regrole and s.setdatabase = 0 and c like 'statement\_timeout=%'
+    ) then
+      begin
+        execute format('alter role %I set statement_timeout = %L', v_role.name, v_role.timeout);
+      exception when others then
+        null; -- set concurrently ("tuple concurrently updated")
       end;
     end if;
   end loop;
