@@ -9,8 +9,9 @@
  * await db.close();
  * ```
  */
-import { PGlite } from '@electric-sql/pglite';
-import pg from 'pg';
+import type { PGlite } from '@electric-sql/pglite';
+import type pg from 'pg';
+import { loadPeers } from './peers.js';
 
 /**
  * A row as returned by a query. Queries in the dev server select text, numbers and booleans only.
@@ -144,13 +145,15 @@ class PGliteDatabase implements Database {
 
 class PostgresDatabase implements Database {
   readonly kind = 'postgres';
+  readonly #pg: typeof pg;
   readonly #pool: pg.Pool;
   readonly #url: string;
   #listener: pg.Client | undefined;
 
-  constructor(url: string) {
+  constructor(url: string, driver: typeof pg) {
+    this.#pg = driver;
     this.#url = url;
-    this.#pool = new pg.Pool({ connectionString: url, max: 10 });
+    this.#pool = new driver.Pool({ connectionString: url, max: 10 });
     // An idle client that loses its connection must not crash the process.
     this.#pool.on('error', () => undefined);
   }
@@ -191,7 +194,7 @@ class PostgresDatabase implements Database {
 
   async listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>> {
     if (this.#listener === undefined) {
-      const client = new pg.Client({ connectionString: this.#url });
+      const client = new this.#pg.Client({ connectionString: this.#url });
       client.on('error', () => undefined);
       await client.connect();
       this.#listener = client;
@@ -201,10 +204,10 @@ class PostgresDatabase implements Database {
       if (message.channel === channel) onNotify(message.payload ?? '');
     };
     client.on('notification', handler);
-    await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+    await client.query(`listen ${this.#pg.escapeIdentifier(channel)}`);
     return async () => {
       client.off('notification', handler);
-      await client.query(`unlisten ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+      await client.query(`unlisten ${this.#pg.escapeIdentifier(channel)}`).catch(() => undefined);
     };
   }
 
@@ -225,6 +228,7 @@ class PostgresDatabase implements Database {
  * ```
  */
 export async function openMemoryDatabaseFrom(dump: Blob): Promise<Database> {
+  const { PGlite } = (await loadPeers(['@electric-sql/pglite']))['@electric-sql/pglite'];
   const pglite = new PGlite({ loadDataDir: dump });
   await pglite.waitReady;
   return new PGliteDatabase(pglite);
@@ -255,10 +259,11 @@ export async function dumpMemoryDatabase(db: Database): Promise<Blob | undefined
  */
 export async function openDatabase(location: string): Promise<Database> {
   if (/^postgres(ql)?:\/\//.test(location)) {
-    const db = new PostgresDatabase(location);
+    const db = new PostgresDatabase(location, (await loadPeers(['pg'])).pg.default);
     await db.query('select 1');
     return db;
   }
+  const { PGlite } = (await loadPeers(['@electric-sql/pglite']))['@electric-sql/pglite'];
   const pglite = location === 'memory' ? new PGlite() : new PGlite(location);
   await pglite.waitReady;
   return new PGliteDatabase(pglite);

@@ -7,14 +7,14 @@
  *
  * @example
  * ```ts
- * const realtime = new RealtimeServer({ db, jwtSecret });
+ * const realtime = new RealtimeServer({ db, jwtSecret, ws: await import('ws') });
  * await realtime.start();
  * httpServer.on('upgrade', (req, socket, head) => realtime.handleUpgrade(req, socket, head));
  * ```
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import type { Database, Queryable } from '../database.js';
 import { type JwtClaims, verifyJwt } from '../jwt.js';
 import { type ChangeColumn, matchesFilter, parseFilter, type RealtimeFilter } from './filter.js';
@@ -26,6 +26,8 @@ export interface RealtimeOptions {
   jwtSecret: string;
   /** Records larger than this are cut down as Realtime does (default 1 MiB). */
   maxRecordBytes?: number;
+  /** The `ws` package (an optional peer dependency, loaded by `startDevServer`). */
+  ws: { WebSocketServer: typeof WebSocketServer };
 }
 
 type ChangeType = 'INSERT' | 'UPDATE' | 'DELETE';
@@ -118,7 +120,7 @@ function dropLargeValues(record: Record<string, unknown>): Record<string, unknow
 /** The realtime websocket endpoint and change fan-out. */
 export class RealtimeServer {
   readonly #o: RealtimeOptions;
-  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
+  readonly #wss: WebSocketServer;
   readonly #clients = new Set<Client>();
   #nextBindingId = 1;
   #unlisten: (() => Promise<void>) | undefined;
@@ -134,6 +136,7 @@ export class RealtimeServer {
 
   constructor(options: RealtimeOptions) {
     this.#o = options;
+    this.#wss = new options.ws.WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   }
 
   /** How many `postgres_changes` messages were sent so far. */
