@@ -318,7 +318,7 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_0
     await b.setSimulatedOffline(false);
     // B's edit reaches the server last, so it wins on both sides.
     await b.synced();
-    const toast = b.page.getByTestId('toast').first();
+    const toast = b.page.getByTestId('toast').filter({ hasText: 'project' }).first();
     await toast.waitFor();
     expect(await toast.textContent()).toContain(
       'Conflict on title of project “Launch (from B)”: kept your “Launch (from B)” over “Launch (from A)”.',
