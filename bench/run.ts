@@ -1,10 +1,12 @@
 /**
  * `npm run bench`: every workload in Node (fake-indexeddb for the local ones, the dev server on
  * PGlite for sync, PGlite and — with DATABASE_URL — PostgreSQL for the server ones, esbuild for the
- * bundle). Prints one Markdown table and writes bench/results/node.json.
+ * bundle). Prints one Markdown table and writes bench/results/latest/node.json (untracked), or with
+ * `--save` the tracked bench/results/node.json.
  *
  * Options: `--quick` (small sizes, few repeats: a smoke run), `--only=1,2,7` (some workloads),
- * `--out=name` (results file name, default `node`, or `node-quick` with --quick).
+ * `--out=name` (results file name, default `node`, or `node-quick` with --quick), `--save` (write the
+ * tracked file).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +21,7 @@ import { syncWorkloads } from './workloads/sync.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+const save = args.includes('--save');
 const only = new Set(
   (args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? '1,2,3,4,5,6,7,8')
     .split(',')
@@ -63,9 +66,12 @@ const run: RunResult = {
   },
   figures,
 };
-const dir = fileURLToPath(new URL('./results/', import.meta.url));
+// Runs go to the untracked results/latest/; --save writes the tracked results/ that the docs quote.
+const dir = fileURLToPath(new URL(save ? './results/' : './results/latest/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 writeFileSync(`${dir}${out}.json`, `${JSON.stringify(run, null, 2)}\n`);
 process.stdout.write(formatRun(run));
-log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s; wrote bench/results/${out}.json`);
+log(
+  `done in ${((Date.now() - started) / 1000).toFixed(0)} s; wrote bench/results/${save ? '' : 'latest/'}${out}.json`,
+);
 process.exit(0);

@@ -1,10 +1,11 @@
 /**
  * `npm run bench:browser`: workloads 1–4 in headless Chromium on its real IndexedDB (on disk, in a
  * fresh profile). Bundles bench/browser/entry.ts with esbuild, serves it on 127.0.0.1, runs it with
- * playwright-core, prints one Markdown table and writes bench/results/browser.json.
+ * playwright-core, prints one Markdown table and writes bench/results/latest/browser.json (untracked),
+ * or with `--save` the tracked bench/results/browser.json.
  *
  * Browser: CHROMIUM_PATH, else /usr/bin/chromium, else the binary of @sparticuz/chromium.
- * Options: `--quick` (small sizes, few repeats), `--out=name`.
+ * Options: `--quick` (small sizes, few repeats), `--out=name`, `--save`.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -28,6 +29,7 @@ const FLAGS = [
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+const save = args.includes('--save');
 const out =
   args.find((a) => a.startsWith('--out='))?.slice('--out='.length) ?? (quick ? 'browser-quick' : 'browser');
 const log = (line: string) =>
@@ -120,8 +122,11 @@ const run: RunResult = {
 };
 delete run.machine['fake-indexeddb'];
 delete run.machine.pglite;
-const dir = fileURLToPath(new URL('../results/', import.meta.url));
+// Runs go to the untracked results/latest/; --save writes the tracked results/ that the docs quote.
+const dir = fileURLToPath(new URL(save ? '../results/' : '../results/latest/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 writeFileSync(`${dir}${out}.json`, `${JSON.stringify(run, null, 2)}\n`);
 process.stdout.write(formatRun(run));
-log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s; wrote bench/results/${out}.json`);
+log(
+  `done in ${((Date.now() - started) / 1000).toFixed(0)} s; wrote bench/results/${save ? '' : 'latest/'}${out}.json`,
+);

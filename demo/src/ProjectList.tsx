@@ -1,6 +1,7 @@
 import { type FormEvent, useState } from 'react';
 import { useQuery } from 'supabase-userdb/react';
 import type { DemoDb } from './db.js';
+import { RenameForm } from './RenameForm.js';
 import { newId, type Project } from './schema.js';
 
 interface ProjectListProps {
@@ -67,14 +68,7 @@ interface ProjectRowProps {
 }
 
 function ProjectRow({ db, project, selected, progress, onSelect }: ProjectRowProps) {
-  const [editing, setEditing] = useState<string | null>(null);
-
-  const save = (e: FormEvent): void => {
-    e.preventDefault();
-    const t = editing?.trim() ?? '';
-    setEditing(null);
-    if (t !== '' && t !== project.title) void db.table('projects').update(project.id, { title: t });
-  };
+  const [renaming, setRenaming] = useState(false);
 
   const remove = (): void => {
     void db.transaction(async () => {
@@ -86,40 +80,25 @@ function ProjectRow({ db, project, selected, progress, onSelect }: ProjectRowPro
 
   return (
     <li className={selected ? 'selected' : undefined} data-testid="project" data-title={project.title}>
-      {editing === null ? (
+      {renaming ? (
+        <RenameForm
+          title={project.title}
+          onRename={(title) => void db.table('projects').update(project.id, { title })}
+          onClose={() => setRenaming(false)}
+        />
+      ) : (
         <>
           <button type="button" className="title" data-testid="project-title" onClick={onSelect}>
             {project.title}
           </button>
           <span className="muted">{progress}</span>
-          <button
-            type="button"
-            className="icon"
-            data-testid="rename"
-            onClick={() => setEditing(project.title)}
-          >
+          <button type="button" className="icon" data-testid="rename" onClick={() => setRenaming(true)}>
             Rename
           </button>
           <button type="button" className="icon danger" data-testid="delete" onClick={remove}>
             Delete
           </button>
         </>
-      ) : (
-        <form onSubmit={save} className="rename">
-          <input
-            data-testid="rename-input"
-            // biome-ignore lint/a11y/noAutofocus: the field appears because the user asked to rename.
-            autoFocus
-            value={editing}
-            onChange={(e) => setEditing(e.target.value)}
-            onKeyDown={(e) => {
-              if (e.key === 'Escape') setEditing(null);
-            }}
-          />
-          <button type="submit" data-testid="rename-save">
-            Save
-          </button>
-        </form>
       )}
     </li>
   );

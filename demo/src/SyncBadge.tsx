@@ -37,6 +37,7 @@ export function SyncBadge({ db }: { db: DemoDb }) {
       data-testid="sync-badge"
       data-kind={kind}
       data-pending={status?.pendingCount ?? 0}
+      data-synced-at={status?.lastSyncedAt ?? ''}
       title={status?.lastError?.message}
     >
       {text}
@@ -46,7 +47,7 @@ export function SyncBadge({ db }: { db: DemoDb }) {
 
 export function OfflineSwitch({ network }: { network: DemoNetwork }) {
   const offline = useSyncExternalStore(
-    (onChange) => network.subscribe(onChange),
+    (onChange) => network.subscribeSwitch(onChange),
     () => network.simulatedOffline,
   );
   return (

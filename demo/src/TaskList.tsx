@@ -1,7 +1,8 @@
 import { type FormEvent, useState } from 'react';
 import { useQuery } from 'supabase-userdb/react';
 import type { DemoDb } from './db.js';
-import { newId, type Project } from './schema.js';
+import { RenameForm } from './RenameForm.js';
+import { newId, type Project, type Task } from './schema.js';
 
 export function TaskList({ db, project }: { db: DemoDb; project: Project }) {
   const tasks = useQuery(
@@ -34,27 +35,47 @@ export function TaskList({ db, project }: { db: DemoDb; project: Project }) {
       </form>
       <ul>
         {(tasks ?? []).map((t) => (
-          <li key={t.id} data-testid="task" data-title={t.title} data-done={t.done}>
-            <label className={t.done ? 'done' : undefined}>
-              <input
-                type="checkbox"
-                data-testid="task-done"
-                checked={t.done}
-                onChange={() => void db.table('tasks').update(t.id, { done: !t.done })}
-              />
-              {t.title}
-            </label>
-            <button
-              type="button"
-              className="icon danger"
-              aria-label={`Delete ${t.title}`}
-              onClick={() => void db.table('tasks').delete(t.id)}
-            >
-              ×
-            </button>
-          </li>
+          <TaskRow key={t.id} db={db} task={t} />
         ))}
       </ul>
     </section>
+  );
+}
+
+function TaskRow({ db, task }: { db: DemoDb; task: Task }) {
+  const [renaming, setRenaming] = useState(false);
+  return (
+    <li data-testid="task" data-title={task.title} data-done={task.done}>
+      {renaming ? (
+        <RenameForm
+          title={task.title}
+          onRename={(title) => void db.table('tasks').update(task.id, { title })}
+          onClose={() => setRenaming(false)}
+        />
+      ) : (
+        <>
+          <label className={task.done ? 'done' : undefined}>
+            <input
+              type="checkbox"
+              data-testid="task-done"
+              checked={task.done}
+              onChange={() => void db.table('tasks').update(task.id, { done: !task.done })}
+            />
+            {task.title}
+          </label>
+          <button type="button" className="icon" data-testid="rename" onClick={() => setRenaming(true)}>
+            Rename
+          </button>
+          <button
+            type="button"
+            className="icon danger"
+            aria-label={`Delete ${task.title}`}
+            onClick={() => void db.table('tasks').delete(task.id)}
+          >
+            ×
+          </button>
+        </>
+      )}
+    </li>
   );
 }

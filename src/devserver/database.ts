@@ -9,8 +9,9 @@
  * await db.close();
  * ```
  */
-import { PGlite } from '@electric-sql/pglite';
-import pg from 'pg';
+import type { PGlite } from '@electric-sql/pglite';
+import type pg from 'pg';
+import { loadPeers } from './peers.js';
 
 /**
  * A row as returned by a query. Queries in the dev server select text, numbers and booleans only.
@@ -184,7 +185,9 @@ class PGliteDatabase implements Database {
     const old = this.#db;
     const dump = this.#dataDir === undefined ? await old.dumpDataDir('none') : undefined;
     await withTimeout(old.close(), 10_000).catch(() => undefined);
-    const next = dump === undefined ? new PGlite(this.#dataDir) : new PGlite({ loadDataDir: dump });
+    // The constructor of the running instance: the engine is an optional peer, loaded once.
+    const Engine = old.constructor as typeof PGlite;
+    const next = dump === undefined ? new Engine(this.#dataDir) : new Engine({ loadDataDir: dump });
     await next.waitReady;
     this.#db = next;
     this.#recoveries++;
@@ -270,6 +273,7 @@ class LostBeforeCommit extends Error {
 
 class PostgresDatabase implements Database {
   readonly kind = 'postgres';
+  readonly #pg: typeof pg;
   readonly #pool: pg.Pool;
   readonly #url: string;
   #listener: pg.Client | undefined;
@@ -278,9 +282,10 @@ class PostgresDatabase implements Database {
   #closed = false;
   #reconnecting = false;
 
-  constructor(url: string) {
+  constructor(url: string, driver: typeof pg) {
+    this.#pg = driver;
     this.#url = url;
-    this.#pool = new pg.Pool({ connectionString: url, max: 10 });
+    this.#pool = new driver.Pool({ connectionString: url, max: 10 });
     // An idle client that loses its connection must not crash the process.
     this.#pool.on('error', () => undefined);
   }
@@ -358,7 +363,7 @@ class PostgresDatabase implements Database {
     this.#handlers.add(entry);
     try {
       const client = await this.#listenerClient();
-      await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+      await client.query(`listen ${this.#pg.escapeIdentifier(channel)}`);
     } catch (error) {
       this.#handlers.delete(entry);
       throw error;
@@ -366,13 +371,13 @@ class PostgresDatabase implements Database {
     return async () => {
       if (!this.#handlers.delete(entry)) return;
       if ([...this.#handlers].some((h) => h.channel === channel)) return;
-      await this.#listener?.query(`unlisten ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+      await this.#listener?.query(`unlisten ${this.#pg.escapeIdentifier(channel)}`).catch(() => undefined);
     };
   }
 
   #listenerClient(): Promise<pg.Client> {
     this.#connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.#url });
+      const client = new this.#pg.Client({ connectionString: this.#url });
       client.on('notification', (message) => {
         for (const h of this.#handlers) if (h.channel === message.channel) h.onNotify(message.payload ?? '');
       });
@@ -409,7 +414,7 @@ class PostgresDatabase implements Database {
       try {
         const client = await this.#listenerClient();
         const channels = new Set([...this.#handlers].map((h) => h.channel));
-        for (const channel of channels) await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+        for (const channel of channels) await client.query(`listen ${this.#pg.escapeIdentifier(channel)}`);
       } catch {
         // A lost connection schedules its own retry; a failed connect retries here.
         this.#reconnect(Math.min(2000, delayMs * 2));
@@ -438,6 +443,7 @@ class PostgresDatabase implements Database {
  * ```
  */
 export async function openMemoryDatabaseFrom(dump: Blob): Promise<Database> {
+  const { PGlite } = (await loadPeers(['@electric-sql/pglite']))['@electric-sql/pglite'];
   const pglite = new PGlite({ loadDataDir: dump });
   await pglite.waitReady;
   return new PGliteDatabase(pglite, undefined);
@@ -468,10 +474,11 @@ export async function dumpMemoryDatabase(db: Database): Promise<Blob | undefined
  */
 export async function openDatabase(location: string): Promise<Database> {
   if (/^postgres(ql)?:\/\//.test(location)) {
-    const db = new PostgresDatabase(location);
+    const db = new PostgresDatabase(location, (await loadPeers(['pg'])).pg.default);
     await db.query('select 1');
     return db;
   }
+  const { PGlite } = (await loadPeers(['@electric-sql/pglite']))['@electric-sql/pglite'];
   const pglite = location === 'memory' ? new PGlite() : new PGlite(location);
   await pglite.waitReady;
   return new PGliteDatabase(pglite, location === 'memory' ? undefined : location);

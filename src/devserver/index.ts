@@ -24,6 +24,8 @@ export type { JwtClaims, JwtFailure, JwtVerification, SignJwtOptions, VerifyJwtO
 export { signJwt, verifyJwt } from './jwt.js';
 export type { PrepareOptions, PrepareResult } from './migrate.js';
 export { defaultMigrationsDir, prepareDatabase } from './migrate.js';
+export type { DevServerPeer } from './peers.js';
+export { MissingPeerDependencyError } from './peers.js';
 export { statusForSqlState } from './postgrest.js';
 export type { DevServer, DevServerOptions } from './server.js';
 export { DEFAULT_JWT_SECRET, startDevServer } from './server.js';

@@ -18,6 +18,7 @@ import { Faults } from './faults.js';
 import { DEFAULT_MAX_JSON_DEPTH, parseRequestUrl, sendJson, sendPreflight } from './http.js';
 import { signJwt } from './jwt.js';
 import { defaultMigrationsDir, prepareDatabase } from './migrate.js';
+import { loadPeers, peersFor } from './peers.js';
 import { handleRpc, SchemaCache } from './postgrest.js';
 import { RealtimeServer } from './realtime/server.js';
 
@@ -126,7 +127,9 @@ function malformedPath(path: string) {
 }
 
 /**
- * Starts a dev server.
+ * Starts a dev server. Its engines are optional peer dependencies of `supabase-userdb`
+ * (`@electric-sql/pglite` for `'memory'` or a directory, `pg` for a `postgres://` URL, and `ws`):
+ * when some are not installed it throws a `MissingPeerDependencyError` naming them.
  *
  * @example
  * ```ts
@@ -155,6 +158,9 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     jwtSecret,
   );
   const apiKeys = new Set([anonKey, serviceRoleKey]);
+
+  // the optional peers this database needs, all named at once when some are missing
+  const { ws } = await loadPeers(peersFor(location));
 
   let db: Database;
   if (location === 'memory') {
@@ -186,6 +192,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     realtime = new RealtimeServer({
       db,
       jwtSecret,
+      ws,
       ...(options.maxRecordBytes === undefined ? {} : { maxRecordBytes: options.maxRecordBytes }),
     });
     auth = new AuthService({

@@ -91,6 +91,9 @@ interface FlushWaiter extends Waiter {
   target: number;
 }
 
+/** A table (`/tables/x`) or a new field of one (`/tables/x/schema/fields/-`). */
+const TABLE_SETUP_PATH = /^\/tables\/[^/]+(\/schema\/fields\/-)?$/;
+
 function closedError(): UserDbError {
   return new DatabaseClosedError('the database is closed');
 }
@@ -147,6 +150,8 @@ export class SyncEngine {
   #retryTimer: TimerHandle | null = null;
   #pollTimer: TimerHandle | null = null;
   #pendingRefresh: 'idle' | 'running' | 'again' = 'idle';
+  /** Whether the outbox entry `seq` (the first one when last read) only sets up tables. */
+  #firstEntry: { seq: number; setup: boolean } | null = null;
 
   /** The sync status, derived from the engine's state; replays the current value. */
   readonly status$: Observable<SyncStatus>;
@@ -585,7 +590,8 @@ export class SyncEngine {
       for (;;) {
         try {
           const count = await this.#store.countOutbox();
-          this.#dispatch({ type: 'pending', count });
+          const setup = count > 0 && (await this.#firstIsTableSetup());
+          this.#dispatch({ type: 'pending', count: setup ? count - 1 : count });
         } catch {
           // a closed or failing store: the next change refreshes again
         }
@@ -597,6 +603,26 @@ export class SyncEngine {
         return;
       }
     })();
+  }
+
+  /**
+   * Whether the first outbox entry only creates tables or adds fields: what opening a database
+   * writes for its declared tables on a device that does not have them yet. That is no edit of the
+   * user's, so `pendingCount` leaves it out (a signed-in new device shows nothing pending); it is
+   * still pushed like any entry. One entry is read when the first seq changes.
+   */
+  async #firstIsTableSetup(): Promise<boolean> {
+    const first = await this.#store.firstSeq();
+    if (first === 0) return false;
+    if (this.#firstEntry?.seq === first) return this.#firstEntry.setup;
+    const [entry] = await this.#store.readOutbox({ upToSeq: first });
+    const setup =
+      entry !== undefined &&
+      entry.seq === first &&
+      entry.ops.length > 0 &&
+      entry.ops.every((op) => op.op === 'add' && TABLE_SETUP_PATH.test(op.path));
+    this.#firstEntry = { seq: first, setup };
+    return setup;
   }
 
   async #checkFlushWaiters(): Promise<void> {

@@ -15,7 +15,8 @@ export type SyncPhase = 'idle' | 'pushing' | 'pulling' | 'backoff' | 'offline' |
  *   to retry; else `idle`.
  * - `online`: the platform says so and the last request did not fail for lack of network.
  * - `leader`: this instance runs sync for its user (one per browser); followers only write.
- * - `pendingCount`: local writes not yet acknowledged by the server.
+ * - `pendingCount`: local writes not yet acknowledged by the server (not counting the creation of
+ *   the declared tables that opening a database writes on a device that does not have them yet).
  * - `lastSyncedAt`: epoch milliseconds of the last successful push or pull.
  * - `lastError`: the error of the last failed request, cleared by the next success.
  * - `retryAt`: when the next retry is due, during `backoff`/`offline`.

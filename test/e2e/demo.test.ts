@@ -13,7 +13,14 @@ import { type DevServer, startDevServer } from '../../src/devserver/index.js';
 import { launchBrowser } from './browser.js';
 import { buildDemo, DemoPage } from './demo.js';
 
-const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
+// The screenshot goes to the untracked artifacts/latest/; `npm run demo:screenshot`
+// (USERDB_SAVE_SCREENSHOT=1) replaces the one the README and docs/demo.md show.
+const ARTIFACTS = fileURLToPath(
+  new URL(
+    process.env.USERDB_SAVE_SCREENSHOT === '1' ? './artifacts/' : './artifacts/latest/',
+    import.meta.url,
+  ),
+);
 const VIEWPORT = { width: 960, height: 520 };
 
 // In CI a browser that does not launch fails the run; elsewhere the suite says why and is skipped.
@@ -98,6 +105,7 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_0
   const newContext = async (): Promise<BrowserContext> => {
     const ctx = await browser.newContext({ viewport: VIEWPORT });
     contexts.push(ctx);
+    await DemoPage.recordBadges(ctx);
     return ctx;
   };
 
@@ -135,8 +143,12 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_0
   it('two windows signed in as the same user: an edit in A appears in B', async () => {
     a = await DemoPage.open(await newContext(), app.url);
     await a.signIn('ada@example.com', 'correct horse', 'sign-up');
+    await a.synced();
     b = await DemoPage.open(await newContext(), app.url);
     await b.signIn('ada@example.com', 'correct horse', 'sign-in');
+    await b.synced();
+    // B signed in on a fresh device and has edited nothing: nothing was ever pending there.
+    expect((await b.badgeLog()).filter((text) => !text.endsWith('[pending=0]'))).toEqual([]);
 
     await a.addProject('Launch');
     await a.addTask('Write docs');
@@ -148,6 +160,9 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_0
     await a.page.locator('[data-testid="task"][data-title="Ship"][data-done="true"]').waitFor();
     await a.renameProject('Launch', 'Launch v1');
     await b.project('Launch v1').waitFor();
+    await a.renameTask('Write docs', 'Write the docs');
+    await b.task('Write the docs').waitFor();
+    await b.task('Write docs').waitFor({ state: 'detached' });
     // A second tab of A follows A's leader tab: it writes to the shared outbox, the leader pushes.
     const tab = await DemoPage.open(a.context, app.url);
     await tab.project('Launch v1').waitFor();
@@ -168,6 +183,70 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_0
     expect(await b.projectTitles()).toEqual(['Launch v1']);
   });
 
+  it('a pull advances lastSyncedAt (the badge\'s "synced at"), not only a push', async () => {
+    await b.synced();
+    const before = (await b.lastSyncedAt()) ?? 0;
+    expect(before).toBeGreaterThan(0);
+    await a.addTask('Pulled by B');
+    await b.task('Pulled by B').waitFor();
+    // B only pulled (it pushed nothing): its last sync is that pull
+    await b.page.waitForFunction(
+      (t) => Number(document.querySelector('[data-testid="sync-badge"]')?.getAttribute('data-synced-at')) > t,
+      before,
+    );
+    expect(await b.pending()).toBe(0);
+  });
+
+  it('the README walk-through: simulate offline, edit, reload (still offline), go back online', async () => {
+    await a.serviceWorkerReady();
+    await a.setSimulatedOffline(true);
+    await a.badge('offline');
+    await a.addProject('Planned offline');
+    await a.page.reload();
+    // The switch is still on after the reload: the page stays offline, with its pending edit.
+    await a.project('Planned offline').waitFor();
+    expect(await a.simulatedOffline()).toBe(true);
+    await a.badge('offline');
+    expect(await a.pending()).toBeGreaterThan(0);
+    await a.addTask('After the reload');
+    expect(await b.projectTitles()).not.toContain('Planned offline');
+
+    await a.setSimulatedOffline(false);
+    await b.project('Planned offline').waitFor();
+    await b.selectProject('Planned offline');
+    await b.task('After the reload').waitFor();
+    await a.synced();
+    expect(await a.pending()).toBe(0);
+  });
+
+  it('"simulate offline" works while the browser is offline already, and after the network returns', async () => {
+    await a.context.setOffline(true);
+    await a.badge('offline');
+    await a.setSimulatedOffline(true); // shows ticked though the page was offline already
+    expect(await a.simulatedOffline()).toBe(true);
+    await a.addProject('Switch test');
+    await a.context.setOffline(false);
+    // the network is back, the switch is still on: still offline, the edit still pending
+    await a.page.waitForTimeout(500);
+    await a.badge('offline');
+    expect(await a.pending()).toBeGreaterThan(0);
+    await a.setSimulatedOffline(false);
+    await a.synced();
+    expect(await a.pending()).toBe(0);
+    await b.project('Switch test').waitFor();
+
+    // and the other way round: the switch goes off while the browser is offline
+    await a.setSimulatedOffline(true);
+    await a.context.setOffline(true);
+    await a.setSimulatedOffline(false);
+    expect(await a.simulatedOffline()).toBe(false);
+    await a.badge('offline');
+    await a.deleteProject('Switch test');
+    await a.context.setOffline(false);
+    await a.synced();
+    await b.project('Switch test').waitFor({ state: 'detached' });
+  });
+
   it('A works offline, reloads offline with app and data, and B receives the edits once A is back', async () => {
     await a.serviceWorkerReady();
     await a.context.setOffline(true);
@@ -181,7 +260,7 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_0
     await a.selectProject('Offline plans');
     await a.task('Draft while offline').waitFor();
     await a.badge('offline');
-    expect(Number(await a.page.getByTestId('sync-badge').getAttribute('data-pending'))).toBeGreaterThan(0);
+    expect(await a.pending()).toBeGreaterThan(0);
     expect(await b.projectTitles()).not.toContain('Offline plans');
 
     // Next day, still offline: the access token has expired and cannot be refreshed. The app still
@@ -201,6 +280,31 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_0
     await a.synced();
   });
 
+  it('a task renamed on both sides converges, and the toast names the task by its title', async () => {
+    await a.selectProject('Launch v1');
+    await b.selectProject('Launch v1');
+    await a.setSimulatedOffline(true);
+    await b.setSimulatedOffline(true);
+    await a.badge('offline');
+    await b.badge('offline');
+    await a.renameTask('Ship', 'Ship on Monday');
+    await b.renameTask('Ship', 'Ship on Friday');
+
+    await a.setSimulatedOffline(false);
+    await a.synced();
+    await b.setSimulatedOffline(false);
+    await b.synced();
+    const toast = b.page.getByTestId('toast').filter({ hasText: 'task' }).first();
+    await toast.waitFor();
+    expect(await toast.textContent()).toContain(
+      'Conflict on title of task “Ship on Friday”: kept your “Ship on Friday” over “Ship on Monday”.',
+    );
+    expect(await toast.textContent()).not.toMatch(/t_[0-9a-f]{12}/);
+    await a.task('Ship on Friday').waitFor();
+    await a.task('Ship on Monday').waitFor({ state: 'detached' });
+    for (const t of await b.page.getByTestId('toast').getByRole('button').all()) await t.click();
+  });
+
   it('a conflicting edit on both sides converges, with a conflict toast', async () => {
     await a.setSimulatedOffline(true);
     await b.setSimulatedOffline(true);
@@ -214,9 +318,11 @@ describe.skipIf(launched === undefined)('demo PWA in Chromium', { timeout: 120_0
     await b.setSimulatedOffline(false);
     // B's edit reaches the server last, so it wins on both sides.
     await b.synced();
-    const toast = b.page.getByTestId('toast').first();
+    const toast = b.page.getByTestId('toast').filter({ hasText: 'project' }).first();
     await toast.waitFor();
-    expect(await toast.textContent()).toContain('Launch (from B)');
+    expect(await toast.textContent()).toContain(
+      'Conflict on title of project “Launch (from B)”: kept your “Launch (from B)” over “Launch (from A)”.',
+    );
     await a.project('Launch (from B)').waitFor();
     await b.project('Launch (from B)').waitFor();
     expect(await a.projectTitles()).toEqual(await b.projectTitles());

@@ -41,6 +41,23 @@ export class DemoPage {
     readonly page: Page,
   ) {}
 
+  /**
+   * Records every text the sync badge shows in each page of `context`, from the first render on
+   * (read with {@link DemoPage.badgeLog}).
+   */
+  static async recordBadges(context: BrowserContext): Promise<void> {
+    await context.addInitScript(() => {
+      const log: string[] = [];
+      (window as unknown as { badgeLog: string[] }).badgeLog = log;
+      new MutationObserver(() => {
+        const badge = document.querySelector('[data-testid="sync-badge"]');
+        if (badge === null) return;
+        const text = `${badge.textContent ?? ''} [pending=${badge.getAttribute('data-pending')}]`;
+        if (text !== log.at(-1)) log.push(text);
+      }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
+  }
+
   static async open(context: BrowserContext, url: string): Promise<DemoPage> {
     const page = await context.newPage();
     page.setDefaultTimeout(UI_TIMEOUT);
@@ -85,6 +102,22 @@ export class DemoPage {
     if (changed !== 1) throw new Error(`expected one stored supabase session, found ${changed}`);
   }
 
+  /** Every badge text this page showed since it loaded (needs {@link DemoPage.recordBadges}). */
+  badgeLog(): Promise<string[]> {
+    return this.page.evaluate(() => [...(window as unknown as { badgeLog: string[] }).badgeLog]);
+  }
+
+  /** The badge's `lastSyncedAt` (epoch ms), or null before the first sync. */
+  async lastSyncedAt(): Promise<number | null> {
+    const v = await this.page.getByTestId('sync-badge').getAttribute('data-synced-at');
+    return v === null || v === '' ? null : Number(v);
+  }
+
+  /** The number of writes the badge counts as pending. */
+  async pending(): Promise<number> {
+    return Number(await this.page.getByTestId('sync-badge').getAttribute('data-pending'));
+  }
+
   project(title: string) {
     return this.page.locator(`[data-testid="project"][data-title="${title}"]`);
   }
@@ -122,6 +155,13 @@ export class DemoPage {
     await this.task(title).waitFor();
   }
 
+  async renameTask(from: string, to: string): Promise<void> {
+    await this.task(from).getByTestId('rename').click();
+    await this.page.getByTestId('rename-input').fill(to);
+    await this.page.getByTestId('rename-save').click();
+    await this.task(to).waitFor();
+  }
+
   async toggleTask(title: string): Promise<void> {
     const before = await this.task(title).getAttribute('data-done');
     await this.task(title).getByTestId('task-done').click();
@@ -149,8 +189,17 @@ export class DemoPage {
     await this.badge('synced');
   }
 
+  /** Sets the "simulate offline" switch by clicking it, and checks that it shows the new state. */
   async setSimulatedOffline(offline: boolean): Promise<void> {
     const box = this.page.getByTestId('simulate-offline');
     if ((await box.isChecked()) !== offline) await box.click();
+    await this.page
+      .locator(`[data-testid="simulate-offline"]${offline ? ':checked' : ':not(:checked)'}`)
+      .waitFor();
+  }
+
+  /** Whether the "simulate offline" switch shows as ticked. */
+  simulatedOffline(): Promise<boolean> {
+    return this.page.getByTestId('simulate-offline').isChecked();
   }
 }

@@ -11,14 +11,14 @@
  *
  * @example
  * ```ts
- * const realtime = new RealtimeServer({ db, jwtSecret });
+ * const realtime = new RealtimeServer({ db, jwtSecret, ws: await import('ws') });
  * await realtime.start();
  * httpServer.on('upgrade', (req, socket, head) => realtime.handleUpgrade(req, socket, head));
  * ```
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import type { Database } from '../database.js';
 import { type JwtClaims, verifyJwt } from '../jwt.js';
 import { ChannelAuthorization } from './authorization.js';
@@ -39,6 +39,8 @@ export interface RealtimeOptions {
   jwtSecret: string;
   /** Records larger than this are cut down as Realtime does (default 1 MiB). */
   maxRecordBytes?: number;
+  /** The `ws` package (an optional peer dependency, loaded by `startDevServer`). */
+  ws: { WebSocketServer: typeof WebSocketServer };
 }
 
 type ChangeType = 'INSERT' | 'UPDATE' | 'DELETE';
@@ -194,7 +196,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 export class RealtimeServer {
   readonly #o: RealtimeOptions;
   readonly #auth: ChannelAuthorization;
-  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
+  readonly #wss: WebSocketServer;
   readonly #clients = new Set<Client>();
   #nextBindingId = 1;
   #unlisten: (() => Promise<void>) | undefined;
@@ -211,6 +213,7 @@ export class RealtimeServer {
   constructor(options: RealtimeOptions) {
     this.#o = options;
     this.#auth = new ChannelAuthorization(options.db);
+    this.#wss = new options.ws.WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   }
 
   /** How many `postgres_changes` and broadcast messages were sent so far. */
