@@ -352,7 +352,7 @@ function choosePlan(layer: ReadLayer, q: CompiledQuery, k: number): Plan {
   };
   for (const index of layer.indexes?.(q.spec.table) ?? []) {
     const plan = planFor(q, index, k);
-    if (plan !== undefined && plan.cost < best.cost) best = plan;
+    if (plan !== undefined && plan.cost <= best.cost) best = plan;
   }
   return best;
 }
