@@ -139,7 +139,7 @@ function queryFor(view: View, qi: QueryIntent): QuerySpec {
   const fieldOf = (n: number): string =>
     (n % 3 !== 0 && indexed.length > 0 ? pick(indexed, n >> 2) : pick(fields, n)) as string;
   const rows = [...view.rows(table)];
-  const valueOf = (field: string, n: number): Json => {
+  const cellValue = (field: string, n: number): Json => {
     if (n % 5 === 0 || rows.length === 0) return null;
     const row = rows[n % rows.length] as Row;
     return Object.hasOwn(row, field) ? (row[field] as Json) : null;
@@ -151,8 +151,8 @@ function queryFor(view: View, qi: QueryIntent): QuerySpec {
       const op = OPS[w.op % OPS.length] as (typeof OPS)[number];
       const value =
         op === 'in'
-          ? [valueOf(field, w.value), valueOf(field, w.extra)].slice(0, 1 + (w.extra % 2))
-          : valueOf(field, w.value);
+          ? [cellValue(field, w.value), cellValue(field, w.extra)].slice(0, 1 + (w.extra % 2))
+          : cellValue(field, w.value);
       return { field, op, value };
     }),
     orderBy: qi.orderBy.map((o) => ({ field: fieldOf(o.field), dir: o.desc ? 'desc' : 'asc' })),
