@@ -331,13 +331,9 @@ function planFor(q: CompiledQuery, index: SortedIndex, k: number): Plan | undefi
   if (!narrowed && !ordered) return undefined;
   const count = ranges.reduce((n, [lo, hi]) => n + (hi - lo), 0);
   const needsSort = q.sort.length > 0 || !ordered;
-  const cost = ordered
-    ? Number.isFinite(k)
-      ? Math.min(count, 2 * k)
-      : count
-    : needsSort
-      ? 2 * count
-      : count;
+  // rows read, plus a quarter for sorting what a plan does not read in order
+  const bounded = Number.isFinite(k) ? Math.min(count, 2 * k) : count;
+  const cost = ordered ? bounded : needsSort ? 1.25 * count : count;
   return { index, ranges, ordered, desc, cost };
 }
 
@@ -348,7 +344,7 @@ function choosePlan(layer: ReadLayer, q: CompiledQuery, k: number): Plan {
     ranges: [],
     ordered: false,
     desc: false,
-    cost: q.sort.length > 0 ? 2 * n : n,
+    cost: q.sort.length > 0 ? 1.25 * n : n,
   };
   for (const index of layer.indexes?.(q.spec.table) ?? []) {
     const plan = planFor(q, index, k);
