@@ -125,6 +125,16 @@ export class SortedIndex {
     return this.fields.map((f) => sortValue(cell(row, f.name), f.type));
   }
 
+  /** True when `next` has other index values than `prev` (so its entry must move). */
+  moves(prev: Row, next: Row): boolean {
+    for (const f of this.fields) {
+      const a = cell(prev, f.name);
+      const b = cell(next, f.name);
+      if (a !== b && compareSortValues(sortValue(a, f.type), sortValue(b, f.type)) !== 0) return true;
+    }
+    return false;
+  }
+
   /** Replaces the content by `entries` (in any order). */
   build(entries: Iterable<Entry>): void {
     const items: Item[] = [];

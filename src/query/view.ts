@@ -264,12 +264,15 @@ export class View implements ReadLayer {
   private writeRow(table: string, t: ViewTable, key: string, row: Row | undefined): void {
     const e = t.rows.get(key);
     const old = e?.row;
-    if (e !== undefined) for (const index of t.indexes) index.remove(e);
     if (row === undefined) {
+      if (e !== undefined) for (const index of t.indexes) index.remove(e);
       t.rows.delete(key);
     } else if (e !== undefined) {
+      // an index whose fields did not change keeps the entry where it is
+      const moved = t.indexes.filter((index) => index.moves(e.row, row));
+      for (const index of moved) index.remove(e);
       e.row = row;
-      for (const index of t.indexes) index.insert(e);
+      for (const index of moved) index.insert(e);
     } else {
       const added: Entry = { key, row, ord: t.next++ };
       t.rows.set(key, added);
