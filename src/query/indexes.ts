@@ -79,14 +79,10 @@ function cell(row: Row, field: string): Json {
   return Object.hasOwn(row, field) ? (row[field] as Json) : null;
 }
 
-interface Item {
-  readonly entry: Entry;
-  readonly vals: Json[];
-  readonly ord: number;
-}
-
 /**
- * One index over one table: items sorted by (normalized field values, ord).
+ * One index over one table: the table's entries sorted by (normalized field values, ord). Entries
+ * are held directly (no per-row copy of the values): an entry's row must be removed from the index
+ * before the view replaces it and inserted again after.
  *
  * @example
  * ```ts
@@ -96,9 +92,13 @@ interface Item {
  * ```
  */
 export class SortedIndex {
-  private items: Item[] = [];
+  private items: Entry[] = [];
+  /** Whether values need normalizing (datetimes): then searches normalize each value they read. */
+  private readonly plain: boolean;
 
-  constructor(readonly fields: readonly IndexField[]) {}
+  constructor(readonly fields: readonly IndexField[]) {
+    this.plain = fields.every((f) => f.type !== 'datetime');
+  }
 
   /** The indexed field names. */
   get names(): string[] {
@@ -112,17 +112,23 @@ export class SortedIndex {
 
   /** The entry at position `i`. */
   at(i: number): Entry {
-    return (this.items[i] as Item).entry;
-  }
-
-  /** The normalized values of the entry at position `i`. */
-  valuesAt(i: number): readonly Json[] {
-    return (this.items[i] as Item).vals;
+    return this.items[i] as Entry;
   }
 
   /** The normalized index values of `row`. */
   valuesOf(row: Row): Json[] {
     return this.fields.map((f) => sortValue(cell(row, f.name), f.type));
+  }
+
+  /** Compares the first `vals.length` index values of `row` with `vals` (normalized). */
+  private compareRow(row: Row, vals: readonly Json[]): number {
+    for (let i = 0; i < vals.length; i++) {
+      const f = this.fields[i] as IndexField;
+      const v = cell(row, f.name);
+      const d = compareSortValues(this.plain ? v : sortValue(v, f.type), vals[i] as Json);
+      if (d !== 0) return d;
+    }
+    return 0;
   }
 
   /** True when `next` has other index values than `prev` (so its entry must move). */
@@ -137,40 +143,38 @@ export class SortedIndex {
 
   /** Replaces the content by `entries` (in any order). */
   build(entries: Iterable<Entry>): void {
-    const items: Item[] = [];
-    for (const entry of entries) items.push({ entry, vals: this.valuesOf(entry.row), ord: entry.ord });
-    items.sort((a, b) => compareItems(a.vals, a.ord, b.vals, b.ord));
-    this.items = items;
+    const decorated: { entry: Entry; vals: Json[] }[] = [];
+    for (const entry of entries) decorated.push({ entry, vals: this.valuesOf(entry.row) });
+    decorated.sort((a, b) => comparePrefix(a.vals, b.vals) || a.entry.ord - b.entry.ord);
+    this.items = decorated.map((d) => d.entry);
+  }
+
+  /** The position of `entry` (with its current row and ord) in the sort order. */
+  private position(entry: Entry): number {
+    const vals = this.valuesOf(entry.row);
+    let lo = 0;
+    let hi = this.items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = this.items[mid] as Entry;
+      const d = this.compareRow(m.row, vals) || m.ord - entry.ord;
+      if (d < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /** Adds `entry` (with its current row and ord). */
   insert(entry: Entry): void {
-    const item = { entry, vals: this.valuesOf(entry.row), ord: entry.ord };
-    let lo = 0;
-    let hi = this.items.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const m = this.items[mid] as Item;
-      if (compareItems(m.vals, m.ord, item.vals, item.ord) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    this.items.splice(lo, 0, item);
+    this.items.splice(this.position(entry), 0, entry);
   }
 
-  /** Removes `entry` (as it was inserted: call before changing its row or ord). */
+  /** Removes `entry` (as it was inserted: call before changing its row). */
   remove(entry: Entry): void {
-    const item = { vals: this.valuesOf(entry.row), ord: entry.ord };
-    let lo = 0;
-    let hi = this.items.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const m = this.items[mid] as Item;
-      if (compareItems(m.vals, m.ord, item.vals, item.ord) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    if (this.items[lo]?.entry === entry) this.items.splice(lo, 1);
+    const lo = this.position(entry);
+    if (this.items[lo] === entry) this.items.splice(lo, 1);
     else {
-      const i = this.items.findIndex((it) => it.entry === entry);
+      const i = this.items.indexOf(entry);
       if (i >= 0) this.items.splice(i, 1);
     }
   }
@@ -184,11 +188,16 @@ export class SortedIndex {
     let hi = this.items.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const d = comparePrefix((this.items[mid] as Item).vals, vals);
+      const d = this.compareRow((this.items[mid] as Entry).row, vals);
       if (d < 0 || (strict && d === 0)) lo = mid + 1;
       else hi = mid;
     }
     return lo;
+  }
+
+  /** True when the entries at positions `i` and `j` have equal index values. */
+  sameValuesAt(i: number, j: number): boolean {
+    return this.compareRow(this.at(i).row, this.valuesOf(this.at(j).row)) === 0;
   }
 }
 
@@ -200,12 +209,7 @@ function comparePrefix(a: readonly Json[], b: readonly Json[]): number {
   return 0;
 }
 
-function compareItems(a: readonly Json[], aOrd: number, b: readonly Json[], bOrd: number): number {
-  const d = comparePrefix(a, b);
-  return d !== 0 ? d : aOrd - bOrd;
-}
-
 /** True when the entries at positions `i` and `j` of `index` have equal index values. */
 export function sameValues(index: SortedIndex, i: number, j: number): boolean {
-  return comparePrefix(index.valuesAt(i), index.valuesAt(j)) === 0;
+  return index.sameValuesAt(i, j);
 }
