@@ -73,9 +73,9 @@ function keyedTableOf(layer: ReadLayer, table: string, schema: TableSchema): Key
 
 /**
  * Applies one keyed op to `layer`, strictly (throws the document module's errors: `bad_patch`
- * `UserDbError`, `SchemaError`). Returns true when the layer changed.
+ * `UserDbError`, `SchemaError`). Returns the name of the table when the layer changed.
  */
-function applyOp(layer: WriteLayer, op: PatchOp): boolean {
+function applyOp(layer: WriteLayer, op: PatchOp): string | undefined {
   const path = parseKeyedPath(op.path);
   const table = path.table;
   const schema = layer.schemaOf(table);
@@ -87,22 +87,22 @@ function applyOp(layer: WriteLayer, op: PatchOp): boolean {
       tables: single(table, { schema, rows: existing === undefined ? {} : single(key, existing) }),
     };
     const out = applyKeyed(mini, [op]);
-    if (out === mini) return false;
+    if (out === mini) return undefined;
     const next = own((own(out.tables, table) as KeyedTable).rows, key);
-    if (next === existing) return false;
+    if (next === existing) return undefined;
     layer.setRow(table, key, next === undefined ? undefined : deepFreeze(next));
-    return true;
+    return table;
   }
   const mini: KeyedDoc = {
     version: 1,
     tables: schema === undefined ? {} : single(table, keyedTableOf(layer, table, schema)),
   };
   const out = applyKeyed(mini, [op]);
-  if (out === mini) return false;
+  if (out === mini) return undefined;
   const next = own(out.tables, table);
   if (next !== undefined) for (const key of Object.keys(next.rows)) deepFreeze(next.rows[key] as Row);
   layer.setTable(table, next);
-  return true;
+  return table;
 }
 
 /** The key a written row gets in `schema` (values that do not fit their type count as null), if any. */
@@ -301,7 +301,8 @@ export class View implements ReadLayer {
     if (rows !== undefined) this.collector = rows;
     try {
       for (const op of ops) {
-        if (applyOp(this, op)) changed.add(parseKeyedPath(op.path).table);
+        const table = applyOp(this, op);
+        if (table !== undefined) changed.add(table);
       }
     } finally {
       this.collector = outer;
