@@ -20,7 +20,7 @@ import {
   type TableSchema,
 } from '../doc/index.js';
 import { ValidationError } from '../errors.js';
-import { compareSortValues, type Entry, type SortedIndex, sameValues, sortValue } from './indexes.js';
+import { compareSortValues, type Entry, type SortedIndex, sortValue } from './indexes.js';
 import type { ReadLayer } from './view.js';
 
 /**
@@ -365,8 +365,8 @@ function* positions(plan: Plan): Iterable<number> {
     const [lo, hi] = plan.ranges[r] as [number, number];
     let end = hi;
     while (end > lo) {
-      let start = end - 1;
-      while (start > lo && sameValues(index, start - 1, end - 1)) start--;
+      // the first entry with the same values as the last one (binary search)
+      const start = Math.max(lo, index.bound(index.valuesOf(index.at(end - 1).row), false));
       for (let i = start; i < end; i++) yield i;
       end = start;
     }

@@ -194,11 +194,6 @@ export class SortedIndex {
     }
     return lo;
   }
-
-  /** True when the entries at positions `i` and `j` have equal index values. */
-  sameValuesAt(i: number, j: number): boolean {
-    return this.compareRow(this.at(i).row, this.valuesOf(this.at(j).row)) === 0;
-  }
 }
 
 function comparePrefix(a: readonly Json[], b: readonly Json[]): number {
@@ -207,9 +202,4 @@ function comparePrefix(a: readonly Json[], b: readonly Json[]): number {
     if (d !== 0) return d;
   }
   return 0;
-}
-
-/** True when the entries at positions `i` and `j` of `index` have equal index values. */
-export function sameValues(index: SortedIndex, i: number, j: number): boolean {
-  return index.sameValuesAt(i, j);
 }
