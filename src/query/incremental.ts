@@ -50,6 +50,8 @@ export class LiveResult {
   /** The window holds every match. */
   private complete = true;
   private readonly k: number;
+  /** The result rows, until the window changes. */
+  private output: Row[] | undefined;
 
   constructor(
     private readonly view: View,
@@ -60,6 +62,7 @@ export class LiveResult {
 
   /** Evaluates from scratch (throws `ValidationError` as `runQuery` does). */
   reset(): void {
+    this.output = undefined;
     this.q = compileQuery(this.view, this.spec);
     this.members.clear();
     if (this.q === undefined) {
@@ -74,9 +77,11 @@ export class LiveResult {
 
   /** The result rows. */
   rows(): Row[] {
+    if (this.output !== undefined) return this.output;
     const out: Row[] = [];
     for (let i = this.spec.offset; i < this.window.length; i++)
       out.push((this.window[i] as Ranked).entry.row);
+    this.output = out;
     return out;
   }
 
@@ -107,6 +112,7 @@ export class LiveResult {
       touched = true;
     }
     if (!touched) return;
+    this.output = undefined;
     if (this.window.length > this.k) {
       for (const r of this.window.splice(this.k)) this.members.delete(r.entry.key);
       this.complete = false;
