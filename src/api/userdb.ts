@@ -50,6 +50,7 @@ import {
 } from '../errors.js';
 import {
   ChangeSet,
+  INDEXABLE_TYPES,
   LiveQueries,
   layerToKeyed,
   type Maintained,
@@ -328,6 +329,39 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
         { op: 'add', path: keyedPath.table(name), value: { schema: parsed, rows: {} } as unknown as Json },
       ]);
       return () => undefined;
+    });
+  }
+
+  /**
+   * Adds an in-memory index on `fields` of a table (meant for tables created at run time; declared
+   * tables take `indexes` in {@link defineSchema}). Indexes are not stored: declare it again after
+   * each open. Throws {@link NotFoundError} for an unknown table, {@link SchemaError} for an unknown
+   * field or one of type object, array or any.
+   *
+   * @example
+   * ```ts
+   * await db.createIndex('notes', ['pinned', 'updated_at']);
+   * ```
+   */
+  createIndex(table: string, fields: string | readonly string[]): Promise<void> {
+    return this.read((layer) => {
+      const schema = layer.schemaOf(table);
+      if (schema === undefined) throw new NotFoundError('unknown table', { table });
+      const names: unknown[] = Array.isArray(fields) ? [...fields] : [fields];
+      if (names.length === 0) throw new SchemaError('an index needs at least one field', { table });
+      for (const field of names) {
+        const def = schema.fields.find((f) => f.name === field);
+        if (def === undefined)
+          throw new SchemaError('index on an unknown field', { table, field: String(field) });
+        if (!INDEXABLE_TYPES.has(def.type)) {
+          throw new SchemaError(`a field of type ${def.type} cannot be indexed`, { table, field: def.name });
+        }
+      }
+      if (new Set(names).size !== names.length)
+        throw new SchemaError('an index names a field twice', { table });
+      const defs = this.view.indexDefsOf(table);
+      if (defs.some((d) => d.length === names.length && d.every((n, i) => n === names[i]))) return;
+      this.view.setIndexes(table, [...defs, names as string[]]);
     });
   }
 

@@ -211,6 +211,11 @@ export class View implements ReadLayer {
     if (t !== undefined) this.buildIndexes(table, t);
   }
 
+  /** The declared indexes of `table` (field name lists). */
+  indexDefsOf(table: string): IndexDefs {
+    return this.indexDefs.get(table) ?? [];
+  }
+
   /** The indexes of `table` (none when it has none or does not exist). */
   indexes(table: string): readonly SortedIndex[] {
     return this.tables.get(table)?.indexes ?? [];

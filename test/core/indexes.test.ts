@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { localStore, rebuildView } from '../../src/api/internal.js';
-import { createUserDb, defineSchema, SchemaError, type UserDb } from '../../src/index.js';
+import { createUserDb, defineSchema, NotFoundError, SchemaError, type UserDb } from '../../src/index.js';
 import { freshEnv } from './helpers.js';
 
 const fields = {
@@ -177,6 +177,48 @@ describe('indexed queries', () => {
       await rebuildView(db as unknown as UserDb);
       expect(await ids()).toHaveLength(29);
       expect((await open.explain()).touched).toBe(29);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe('db.createIndex (tables created at run time)', () => {
+  it('indexes an untyped table in memory, with typed errors for bad fields', async () => {
+    const db = await createUserDb({ ...freshEnv() });
+    try {
+      await db.createTable('notes', {
+        fields: [
+          { name: 'id', type: 'string' },
+          { name: 'pinned', type: 'boolean' },
+          { name: 'data', type: 'object' },
+        ],
+        primaryKey: ['id'],
+      });
+      const notes = db.table('notes');
+      await db.transaction(async () => {
+        for (let i = 0; i < 40; i++) await notes.insert({ id: `n${i}`, pinned: i % 4 === 0, data: {} });
+      });
+      const pinned = notes.query().where('pinned', '==', true);
+      expect((await pinned.explain()).via).toBe('scan');
+      await db.createIndex('notes', 'pinned');
+      expect(await pinned.explain()).toEqual({ via: 'index', index: ['pinned'], touched: 10, rows: 10 });
+      await notes.update('n1', { pinned: true });
+      expect((await pinned.toArray()).map((n) => n.id)).toContain('n1');
+      expect((await pinned.explain()).touched).toBe(11);
+      const fails = async (
+        p: Promise<void>,
+        type: typeof SchemaError | typeof NotFoundError,
+        field?: string,
+      ) => {
+        const e = await p.catch((x: unknown) => x);
+        expect(e).toBeInstanceOf(type);
+        expect((e as SchemaError).table).toBe(type === NotFoundError ? 'nope' : 'notes');
+        if (field !== undefined) expect((e as SchemaError).field).toBe(field);
+      };
+      await fails(db.createIndex('notes', 'data'), SchemaError, 'data');
+      await fails(db.createIndex('notes', ['pinned', 'colour']), SchemaError, 'colour');
+      await fails(db.createIndex('nope', 'id'), NotFoundError);
     } finally {
       await db.close();
     }
