@@ -22,6 +22,7 @@ export {
   createUserDb,
   defineSchema,
   type FieldShape,
+  type IndexDefinition,
   type InferInsert,
   type InferRow,
   type InsertOf,
@@ -71,7 +72,7 @@ export {
   type UserDbErrorOptions,
   ValidationError,
 } from './errors.js';
-export type { SortDirection, WhereOp } from './query/index.js';
+export type { QueryExplain, SortDirection, WhereOp } from './query/index.js';
 export type {
   BackoffOptions,
   ConflictHandler,

@@ -3,6 +3,7 @@ export {
   type DeclaredTable,
   defineSchema,
   type FieldShape,
+  type IndexDefinition,
   type InferInsert,
   type InferRow,
   type InsertOf,

@@ -23,16 +23,36 @@ import { SchemaError } from '../errors.js';
 export type FieldShape = Record<string, z.ZodType>;
 
 /**
- * One declared table: zod field schemas and the primary key's field names.
+ * One index of a declared table: a field name, or a list of field names (a compound index, sorted
+ * by the first field, then the second, …). Indexed fields must be scalars (string, number, integer,
+ * boolean, date, time, datetime).
  *
  * @example
  * ```ts
- * const tasks: TableDefinition = { fields: { id: z.string(), title: z.string() }, primaryKey: ['id'] };
+ * const byProject: IndexDefinition<{ project_id: z.ZodString; created_at: z.ZodISODateTime }> = ['project_id', 'created_at'];
+ * ```
+ */
+export type IndexDefinition<F extends FieldShape = FieldShape> =
+  | (keyof F & string)
+  | readonly (keyof F & string)[];
+
+/**
+ * One declared table: zod field schemas, the primary key's field names, and optional indexes
+ * (used by `where` with `==`, `in` and ranges, and by `orderBy`; see docs/queries.md).
+ *
+ * @example
+ * ```ts
+ * const tasks: TableDefinition = {
+ *   fields: { id: z.string(), title: z.string(), status: z.string() },
+ *   primaryKey: ['id'],
+ *   indexes: ['status'],
+ * };
  * ```
  */
 export interface TableDefinition<F extends FieldShape = FieldShape> {
   fields: F;
   primaryKey: readonly (keyof F & string)[];
+  indexes?: readonly IndexDefinition<F>[] | undefined;
 }
 
 /**
@@ -174,6 +194,8 @@ export interface DeclaredTable {
   name: string;
   schema: TableSchema;
   fields: ReadonlyMap<string, FieldSpec>;
+  /** The declared indexes, each as a list of field names. */
+  indexes: readonly (readonly string[])[];
 }
 
 const DECLARED: unique symbol = Symbol('userdb.declaredTables');
@@ -297,12 +319,60 @@ function acceptsNull(schema: z.ZodType): boolean {
   return absent.success && absent.data === undefined;
 }
 
+const INDEXABLE: ReadonlySet<FieldType> = new Set([
+  'string',
+  'number',
+  'integer',
+  'boolean',
+  'date',
+  'time',
+  'datetime',
+]);
+
+/** Checks a table's index declarations (unknown fields, unordered types, duplicates). */
+function parseIndexes(
+  table: string,
+  indexes: unknown,
+  fields: ReadonlyMap<string, FieldSpec>,
+): (readonly string[])[] {
+  if (indexes === undefined) return [];
+  if (!Array.isArray(indexes))
+    throw new SchemaError('"indexes" must be an array of field names or lists of field names', { table });
+  const out: (readonly string[])[] = [];
+  const seen = new Set<string>();
+  for (const index of indexes as unknown[]) {
+    const names: unknown[] = Array.isArray(index) ? index : [index];
+    if (names.length === 0) throw new SchemaError('an index needs at least one field', { table });
+    for (const field of names) {
+      if (typeof field !== 'string')
+        throw new SchemaError(`an index field must be a field name, got ${typeof field}`, { table });
+      const spec = fields.get(field);
+      if (spec === undefined) throw new SchemaError('index on an unknown field', { table, field });
+      if (!INDEXABLE.has(spec.type)) {
+        throw new SchemaError(
+          `a field of type ${spec.type} cannot be indexed (only string, number, integer, boolean, date, time, datetime)`,
+          { table, field },
+        );
+      }
+    }
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice !== undefined)
+      throw new SchemaError('an index names a field twice', { table, field: String(twice) });
+    const id = JSON.stringify(names);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push(names as string[]);
+  }
+  return out;
+}
+
 /**
  * Declares the tables of a typed database. Each table lists its fields as zod schemas and its primary
  * key; userdb derives the document schema (Frictionless field types) and TypeScript infers the row
  * types. Nullable and optional fields may hold `null`; primary-key fields never do.
  * Throws {@link SchemaError} for an invalid declaration (unknown key field, field type without a JSON
- * form, key field of type object/array/any).
+ * form, key field of type object/array/any, an index on an unknown field or on a field of type
+ * object/array/any).
  *
  * @example
  * ```ts
@@ -310,12 +380,18 @@ function acceptsNull(schema: z.ZodType): boolean {
  *   projects: {
  *     fields: { id: z.string(), title: z.string(), status: z.enum(['open', 'closed']), created_at: z.iso.datetime() },
  *     primaryKey: ['id'],
+ *     indexes: ['status', ['status', 'created_at']],
  *   },
  * });
  * ```
  */
 export function defineSchema<const S extends SchemaDefinition>(
-  definition: S & { [T in keyof S]: { primaryKey: readonly (keyof S[T]['fields'] & string)[] } },
+  definition: S & {
+    [T in keyof S]: {
+      primaryKey: readonly (keyof S[T]['fields'] & string)[];
+      indexes?: readonly IndexDefinition<S[T]['fields']>[] | undefined;
+    };
+  },
 ): UserDbSchema<S> {
   const declared = new Map<string, DeclaredTable>();
   const tables: Record<string, TableSchema> = {};
@@ -349,7 +425,7 @@ export function defineSchema<const S extends SchemaDefinition>(
       },
       name,
     );
-    declared.set(name, { name, schema, fields });
+    declared.set(name, { name, schema, fields, indexes: parseIndexes(name, table.indexes, fields) });
     Object.defineProperty(tables, name, { value: schema, enumerable: true });
   }
   return Object.freeze({

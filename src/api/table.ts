@@ -4,7 +4,19 @@
 import type { Observable } from 'rxjs';
 import { type Json, jsonEqual, keyedPath, keyOf, type PatchOp, type Row } from '../doc/index.js';
 import { DuplicateKeyError, NotFoundError, ValidationError } from '../errors.js';
-import { type QuerySpec, type ReadLayer, runQuery, type SortDirection, sameRows } from '../query/index.js';
+import {
+  explainQuery,
+  LiveCount,
+  LiveResult,
+  type Maintained,
+  type QueryExplain,
+  type QuerySpec,
+  type ReadLayer,
+  runQuery,
+  type SortDirection,
+  sameRows,
+  type View,
+} from '../query/index.js';
 import { encodeChanges, encodeRow, type TableContext } from './codec.js';
 import type { DeclaredTable, TableTypes } from './schema.js';
 
@@ -32,6 +44,14 @@ export interface DbCore {
     evaluate: (layer: ReadLayer) => T,
     same: (a: T, b: T) => boolean,
   ): Observable<T>;
+  /** A live value over the committed state, maintained from row-level changes. */
+  maintain<T>(
+    tables: readonly string[],
+    open: () => Maintained<T>,
+    same: (a: T, b: T) => boolean,
+  ): Observable<T>;
+  /** The committed view (what live values read). */
+  view(): View;
   /** The declaration of a typed table. */
   declared(table: string): DeclaredTable | undefined;
 }
@@ -189,18 +209,70 @@ export class Query<R extends object> {
    */
   observe(): Observable<R[]> {
     const spec = this.spec;
-    let checked = false;
-    return this.core.watch(
+    return this.core.maintain(
       [spec.table],
-      (layer) => {
-        if (!checked) {
-          this.checked(layer, spec);
-          checked = true;
-        }
-        return runQuery(layer, spec) as R[];
+      (): Maintained<R[]> => {
+        const view = this.core.view();
+        const result = new LiveResult(view, spec);
+        return {
+          value: () => {
+            this.checked(view, spec);
+            result.reset();
+            return result.rows() as R[];
+          },
+          update: (changes) => {
+            result.update(changes.get(spec.table));
+            return result.rows() as R[];
+          },
+        };
       },
       sameRows as (a: R[], b: R[]) => boolean,
     );
+  }
+
+  /**
+   * A live count of the matching rows (after `offset`/`limit`): emits at once, then after each commit
+   * that changes it. Maintained from the changed rows, without re-running the query.
+   *
+   * @example
+   * ```ts
+   * db.table('projects').query().where('status', '==', 'open').observeCount().subscribe((n) => (badge.textContent = String(n)));
+   * ```
+   */
+  observeCount(): Observable<number> {
+    const spec = this.spec;
+    return this.core.maintain(
+      [spec.table],
+      (): Maintained<number> => {
+        const view = this.core.view();
+        const count = new LiveCount(view, spec);
+        return {
+          value: () => {
+            this.checked(view, spec);
+            count.reset();
+            return count.value();
+          },
+          update: (changes) => {
+            count.update(changes.get(spec.table));
+            return count.value();
+          },
+        };
+      },
+      Object.is,
+    );
+  }
+
+  /**
+   * How this query runs: the index it reads (`via: 'index'` with its fields, `'primaryKey'` for a
+   * lookup by key, `'scan'` for a scan of the table), how many rows it reads (`touched`) and returns.
+   *
+   * @example
+   * ```ts
+   * const { via, index, touched } = await items.query().where('status', '==', 'open').orderBy('priority').limit(50).explain();
+   * ```
+   */
+  explain(): Promise<QueryExplain> {
+    return this.core.read((layer) => explainQuery(layer, this.checked(layer, this.spec)).explain);
   }
 
   private run(layer: ReadLayer): R[] {
@@ -371,12 +443,29 @@ export class Table<T extends TableTypes> {
    * ```
    */
   observe(key: T['key']): Observable<T['row'] | undefined> {
-    let k: string | undefined;
-    return this.core.watch(
+    return this.core.maintain(
       [this.name],
-      (layer) => {
-        k ??= rowKeyOf(this.core, layer, this.name, key).key;
-        return layer.getRow(this.name, k) as T['row'] | undefined;
+      (): Maintained<T['row'] | undefined> => {
+        const view = this.core.view();
+        let k: string | undefined;
+        const value = (): T['row'] | undefined => {
+          k = rowKeyOf(this.core, view, this.name, key).key;
+          return view.getRow(this.name, k) as T['row'] | undefined;
+        };
+        let last: T['row'] | undefined;
+        return {
+          value: () => {
+            last = value();
+            return last;
+          },
+          update: (changes) => {
+            const change = changes.get(this.name);
+            // a row-level change that does not name this row leaves it as it was
+            if (change !== undefined && change !== 'all' && k !== undefined && !change.has(k)) return last;
+            last = value();
+            return last;
+          },
+        };
       },
       Object.is,
     );

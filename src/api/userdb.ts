@@ -48,7 +48,16 @@ import {
   StorageError,
   type UserDbError,
 } from '../errors.js';
-import { LiveQueries, layerToKeyed, Overlay, type ReadLayer, View } from '../query/index.js';
+import {
+  ChangeSet,
+  INDEXABLE_TYPES,
+  LiveQueries,
+  layerToKeyed,
+  type Maintained,
+  Overlay,
+  type ReadLayer,
+  View,
+} from '../query/index.js';
 import {
   type AppendedCommits,
   deleteLocalDatabase,
@@ -225,12 +234,16 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     this.userId = userId;
     this.store = store;
     this.declared = declared;
+    for (const [name, table] of declared)
+      if (table.indexes.length > 0) this.view.setIndexes(name, table.indexes);
     this.startupErrors = this.problems;
     this.errors$ = this.errorSubject.asObservable();
     this.core = {
       read: (fn) => this.read(fn),
       write: (fn) => this.write(fn),
       watch: (tables, evaluate, same) => this.watch(tables, evaluate, same),
+      maintain: (tables, open, same) => this.maintain(tables, open, same),
+      view: () => this.view,
       declared: (table) => this.declared.get(table),
     };
   }
@@ -316,6 +329,39 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
         { op: 'add', path: keyedPath.table(name), value: { schema: parsed, rows: {} } as unknown as Json },
       ]);
       return () => undefined;
+    });
+  }
+
+  /**
+   * Adds an in-memory index on `fields` of a table (meant for tables created at run time; declared
+   * tables take `indexes` in {@link defineSchema}). Indexes are not stored: declare it again after
+   * each open. Throws {@link NotFoundError} for an unknown table, {@link SchemaError} for an unknown
+   * field or one of type object, array or any.
+   *
+   * @example
+   * ```ts
+   * await db.createIndex('notes', ['pinned', 'updated_at']);
+   * ```
+   */
+  createIndex(table: string, fields: string | readonly string[]): Promise<void> {
+    return this.read((layer) => {
+      const schema = layer.schemaOf(table);
+      if (schema === undefined) throw new NotFoundError('unknown table', { table });
+      const names: unknown[] = Array.isArray(fields) ? [...fields] : [fields];
+      if (names.length === 0) throw new SchemaError('an index needs at least one field', { table });
+      for (const field of names) {
+        const def = schema.fields.find((f) => f.name === field);
+        if (def === undefined)
+          throw new SchemaError('index on an unknown field', { table, field: String(field) });
+        if (!INDEXABLE_TYPES.has(def.type)) {
+          throw new SchemaError(`a field of type ${def.type} cannot be indexed`, { table, field: def.name });
+        }
+      }
+      if (new Set(names).size !== names.length)
+        throw new SchemaError('an index names a field twice', { table });
+      const defs = this.view.indexDefsOf(table);
+      if (defs.some((d) => d.length === names.length && d.every((n, i) => n === names[i]))) return;
+      this.view.setIndexes(table, [...defs, names as string[]]);
     });
   }
 
@@ -707,14 +753,15 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       return;
     }
     const changed = new Set<string>();
+    const rows = new ChangeSet();
     try {
-      this.view.apply(tx.ops, changed);
+      this.view.apply(tx.ops, changed, rows);
     } catch {
       await this.reloadAndReport(changed);
       return;
     }
     this.appliedSeq = result.seq;
-    this.live.notify(changed);
+    this.live.notify(rows);
   }
 
   private onStoreChange(change: StoreChange): void {
@@ -741,9 +788,10 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     if (first === undefined || first.seq !== this.appliedSeq + 1) return false;
     if (commits.entries.some((e, i) => e.seq !== first.seq + i)) return false;
     const changed = new Set<string>();
+    const rows = new ChangeSet();
     for (const entry of commits.entries) {
       try {
-        this.view.apply(entry.ops, changed);
+        this.view.apply(entry.ops, changed, rows);
       } catch {
         // does not apply strictly: rebuild from the store (tolerant replay)
         this.exclusive(() => this.reloadAndReport(changed)).catch((e: unknown) => this.report(e));
@@ -751,7 +799,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       }
       this.appliedSeq = entry.seq;
     }
-    this.live.notify(changed);
+    this.live.notify(rows);
     return true;
   }
 
@@ -779,16 +827,17 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     }
     if (tail.entries.length === 0) return;
     const changed = new Set<string>();
+    const rows = new ChangeSet();
     for (const entry of tail.entries) {
       try {
-        this.view.apply(entry.ops, changed);
+        this.view.apply(entry.ops, changed, rows);
       } catch {
         await this.reloadAndReport(changed);
         return;
       }
       this.appliedSeq = entry.seq;
     }
-    this.live.notify(changed);
+    this.live.notify(rows);
   }
 
   private async reloadAndReport(alsoChanged?: ReadonlySet<string>): Promise<void> {
@@ -816,12 +865,17 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
         );
       }
     }
-    const changed = this.view.replaceAll(view.toKeyed());
-    for (const t of alsoChanged ?? []) changed.add(t);
+    const rows = new ChangeSet();
+    const changed = this.view.replaceAll(view.toKeyed(), rows);
+    // rows of these tables changed without being collected: their queries re-evaluate in full
+    for (const t of alsoChanged ?? []) {
+      changed.add(t);
+      rows.table(t);
+    }
     this.generation = snapshot.base.generation;
     const last = snapshot.entries.at(-1);
     if (last !== undefined) this.appliedSeq = Math.max(this.appliedSeq, last.seq);
-    this.live.notify(changed);
+    this.live.notify(rows);
     return { changed, conflicts, problems };
   }
 
@@ -875,7 +929,18 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     evaluate: (layer: ReadLayer) => T,
     same: (a: T, b: T) => boolean,
   ): Observable<T> {
-    const source = this.live.watch(tables, () => evaluate(this.view), same);
+    return this.guard(this.live.watch(tables, () => evaluate(this.view), same));
+  }
+
+  private maintain<T>(
+    tables: readonly string[],
+    open: () => Maintained<T>,
+    same: (a: T, b: T) => boolean,
+  ): Observable<T> {
+    return this.guard(this.live.maintain(tables, open, same));
+  }
+
+  private guard<T>(source: Observable<T>): Observable<T> {
     return new Observable<T>((subscriber) => {
       if (this.closed) {
         subscriber.error(new DatabaseClosedError(`the database of user "${this.userId}" is closed`));

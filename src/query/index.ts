@@ -1,9 +1,12 @@
 /**
- * The in-memory keyed view, query evaluation and live queries (no I/O).
+ * The in-memory keyed view, indexes, query evaluation and live queries (no I/O).
  */
+export { ChangeSet, type RowChange, type TableChange } from './changes.js';
 export {
   type Condition,
   compareValues,
+  explainQuery,
+  type QueryExplain,
   type QuerySpec,
   runQuery,
   type SortDirection,
@@ -13,5 +16,7 @@ export {
   type WhereOp,
 } from './evaluate.js';
 export { deepFreeze } from './freeze.js';
-export { LiveQueries } from './live.js';
-export { layerToKeyed, Overlay, type ReadLayer, tableOf, View } from './view.js';
+export { LiveCount, LiveResult } from './incremental.js';
+export { INDEXABLE_TYPES } from './indexes.js';
+export { LiveQueries, type Maintained } from './live.js';
+export { type IndexDefs, layerToKeyed, Overlay, type ReadLayer, tableOf, View } from './view.js';

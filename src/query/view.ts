@@ -27,7 +27,9 @@ import {
   sameSchema,
   type TableSchema,
 } from '../doc/index.js';
+import type { ChangeSet } from './changes.js';
 import { deepFreeze } from './freeze.js';
+import { type Entry, INDEXABLE_TYPES, type IndexField, SortedIndex } from './indexes.js';
 
 /** Read access to a keyed document (the committed view, or a transaction's overlay on it). */
 export interface ReadLayer {
@@ -43,6 +45,8 @@ export interface ReadLayer {
   entries(table: string): Iterable<[string, Row]>;
   /** The number of rows of `table`. */
   size(table: string): number;
+  /** The secondary indexes of `table` that reflect this layer (none when it has none). */
+  indexes?(table: string): readonly SortedIndex[];
 }
 
 /** A layer keyed ops can be applied to. */
@@ -69,9 +73,9 @@ function keyedTableOf(layer: ReadLayer, table: string, schema: TableSchema): Key
 
 /**
  * Applies one keyed op to `layer`, strictly (throws the document module's errors: `bad_patch`
- * `UserDbError`, `SchemaError`). Returns true when the layer changed.
+ * `UserDbError`, `SchemaError`). Returns the name of the table when the layer changed.
  */
-function applyOp(layer: WriteLayer, op: PatchOp): boolean {
+function applyOp(layer: WriteLayer, op: PatchOp): string | undefined {
   const path = parseKeyedPath(op.path);
   const table = path.table;
   const schema = layer.schemaOf(table);
@@ -83,22 +87,22 @@ function applyOp(layer: WriteLayer, op: PatchOp): boolean {
       tables: single(table, { schema, rows: existing === undefined ? {} : single(key, existing) }),
     };
     const out = applyKeyed(mini, [op]);
-    if (out === mini) return false;
+    if (out === mini) return undefined;
     const next = own((own(out.tables, table) as KeyedTable).rows, key);
-    if (next === existing) return false;
+    if (next === existing) return undefined;
     layer.setRow(table, key, next === undefined ? undefined : deepFreeze(next));
-    return true;
+    return table;
   }
   const mini: KeyedDoc = {
     version: 1,
     tables: schema === undefined ? {} : single(table, keyedTableOf(layer, table, schema)),
   };
   const out = applyKeyed(mini, [op]);
-  if (out === mini) return false;
+  if (out === mini) return undefined;
   const next = own(out.tables, table);
   if (next !== undefined) for (const key of Object.keys(next.rows)) deepFreeze(next.rows[key] as Row);
   layer.setTable(table, next);
-  return true;
+  return table;
 }
 
 /** The key a written row gets in `schema` (values that do not fit their type count as null), if any. */
@@ -123,31 +127,108 @@ function currentKey(schema: TableSchema, table: string, value: Json): string | u
 
 interface ViewTable {
   schema: TableSchema;
-  rows: Map<string, Row>;
+  /** The rows in table order; each entry's `ord` increases in that order. */
+  rows: Map<string, Entry>;
+  /** The `ord` the next new row gets. */
+  next: number;
+  indexes: SortedIndex[];
 }
 
+/** The index declarations of one table: lists of field names. */
+export type IndexDefs = readonly (readonly string[])[];
+
 /**
- * The committed in-memory document.
+ * The committed in-memory document, with the secondary indexes declared for its tables (kept up to
+ * date under every change: {@link View.apply}, {@link View.replay}, {@link View.replaceAll}).
+ *
+ * Every method that changes the view takes an optional {@link ChangeSet} that collects which rows
+ * changed (old and new values), or which tables changed as a whole.
  *
  * @example
  * ```ts
  * const view = View.fromKeyed(toKeyed(base));
- * view.apply([{ op: 'remove', path: '/tables/projects/rows/p_1' }]); // Set { 'projects' }
+ * const changes = new ChangeSet();
+ * view.apply([{ op: 'remove', path: '/tables/projects/rows/p_1' }], new Set(), changes); // Set { 'projects' }
  * ```
  */
 export class View implements ReadLayer {
   private tables = new Map<string, ViewTable>();
+  private readonly indexDefs = new Map<string, IndexDefs>();
+  private collector: ChangeSet | undefined;
 
   /** A view holding `doc` (its rows are frozen in place). */
   static fromKeyed(doc: KeyedDoc): View {
     const view = new View();
     for (const name of Object.keys(doc.tables)) {
       const table = doc.tables[name] as KeyedTable;
-      const rows = new Map<string, Row>();
-      for (const key of Object.keys(table.rows)) rows.set(key, deepFreeze(table.rows[key] as Row));
-      view.tables.set(name, { schema: table.schema, rows });
+      view.tables.set(name, view.makeTable(name, table.schema, Object.keys(table.rows), table.rows, true));
     }
     return view;
+  }
+
+  private makeTable(
+    name: string,
+    schema: TableSchema,
+    keys: readonly string[],
+    rows: Record<string, Row>,
+    freeze: boolean,
+  ): ViewTable {
+    const map = new Map<string, Entry>();
+    let ord = 0;
+    for (const key of keys) {
+      const row = rows[key] as Row;
+      map.set(key, { key, row: freeze ? deepFreeze(row) : row, ord: ord++ });
+    }
+    const t: ViewTable = { schema, rows: map, next: ord, indexes: [] };
+    this.buildIndexes(name, t);
+    return t;
+  }
+
+  private buildIndexes(name: string, t: ViewTable): void {
+    t.indexes = [];
+    for (const names of this.indexDefs.get(name) ?? []) {
+      const fields: IndexField[] = [];
+      for (const n of names) {
+        const def = t.schema.fields.find((f) => f.name === n);
+        if (def === undefined || !INDEXABLE_TYPES.has(def.type)) break;
+        fields.push({ name: n, type: def.type });
+      }
+      if (fields.length !== names.length || fields.length === 0) continue;
+      const index = new SortedIndex(fields);
+      index.build(t.rows.values());
+      t.indexes.push(index);
+    }
+  }
+
+  /**
+   * Declares the indexes of `table` (each a list of field names; fields missing from the table's
+   * schema, or of a type without an order, make that index unused). Builds them at once when the
+   * table exists, and whenever it is created or its schema changes later.
+   */
+  setIndexes(table: string, defs: IndexDefs): void {
+    this.indexDefs.set(table, defs);
+    const t = this.tables.get(table);
+    if (t !== undefined) this.buildIndexes(table, t);
+  }
+
+  /** The declared indexes of `table` (field name lists). */
+  indexDefsOf(table: string): IndexDefs {
+    return this.indexDefs.get(table) ?? [];
+  }
+
+  /** The indexes of `table` (none when it has none or does not exist). */
+  indexes(table: string): readonly SortedIndex[] {
+    return this.tables.get(table)?.indexes ?? [];
+  }
+
+  /** The position of row `key` of `table` in table order (increasing along it), if it exists. */
+  ordOf(table: string, key: string): number | undefined {
+    return this.tables.get(table)?.rows.get(key)?.ord;
+  }
+
+  /** The rows of `table` with their keys and positions, in table order. */
+  entryList(table: string): Iterable<Entry> {
+    return this.tables.get(table)?.rows.values() ?? [];
   }
 
   tableNames(): string[] {
@@ -159,16 +240,20 @@ export class View implements ReadLayer {
   }
 
   getRow(table: string, key: string): Row | undefined {
-    return this.tables.get(table)?.rows.get(key);
+    return this.tables.get(table)?.rows.get(key)?.row;
   }
 
-  rows(table: string): Iterable<Row> {
-    return this.tables.get(table)?.rows.values() ?? [];
+  *rows(table: string): Iterable<Row> {
+    const t = this.tables.get(table);
+    if (t === undefined) return;
+    for (const e of t.rows.values()) yield e.row;
   }
 
   /** `[rowKey, row]` pairs of `table`. */
-  entries(table: string): Iterable<[string, Row]> {
-    return this.tables.get(table)?.rows.entries() ?? [];
+  *entries(table: string): Iterable<[string, Row]> {
+    const t = this.tables.get(table);
+    if (t === undefined) return;
+    for (const e of t.rows.values()) yield [e.key, e.row];
   }
 
   size(table: string): number {
@@ -178,28 +263,54 @@ export class View implements ReadLayer {
   /** @internal */
   setRow(table: string, key: string, row: Row | undefined): void {
     const t = this.tables.get(table);
-    if (t === undefined) return;
-    if (row === undefined) t.rows.delete(key);
-    else t.rows.set(key, row);
+    if (t !== undefined) this.writeRow(table, t, key, row);
+  }
+
+  private writeRow(table: string, t: ViewTable, key: string, row: Row | undefined): void {
+    const e = t.rows.get(key);
+    const old = e?.row;
+    if (row === undefined) {
+      if (e !== undefined) for (const index of t.indexes) index.remove(e);
+      t.rows.delete(key);
+    } else if (e !== undefined) {
+      // an index whose fields did not change keeps the entry where it is
+      const moved = t.indexes.filter((index) => index.moves(e.row, row));
+      for (const index of moved) index.remove(e);
+      e.row = row;
+      for (const index of moved) index.insert(e);
+    } else {
+      const added: Entry = { key, row, ord: t.next++ };
+      t.rows.set(key, added);
+      for (const index of t.indexes) index.insert(added);
+    }
+    this.collector?.row(table, key, old, row);
   }
 
   /** @internal */
   setTable(table: string, value: KeyedTable | undefined): void {
+    this.collector?.table(table);
     if (value === undefined) {
       this.tables.delete(table);
       return;
     }
-    this.tables.set(table, { schema: value.schema, rows: new Map(Object.entries(value.rows)) });
+    this.tables.set(table, this.makeTable(table, value.schema, Object.keys(value.rows), value.rows, false));
   }
 
   /**
    * Applies keyed ops in order (strict; they must have been validated, e.g. on an {@link Overlay}).
    * Adds the names of the tables that changed to `changed` as it goes (so that they are known even
-   * when a later op throws) and returns it.
+   * when a later op throws) and returns it; `rows`, when given, collects the row-level changes.
    */
-  apply(ops: readonly PatchOp[], changed: Set<string> = new Set()): Set<string> {
-    for (const op of ops) {
-      if (applyOp(this, op)) changed.add(parseKeyedPath(op.path).table);
+  apply(ops: readonly PatchOp[], changed: Set<string> = new Set(), rows?: ChangeSet): Set<string> {
+    const outer = this.collector;
+    if (rows !== undefined) this.collector = rows;
+    try {
+      for (const op of ops) {
+        const table = applyOp(this, op);
+        if (table !== undefined) changed.add(table);
+      }
+    } finally {
+      this.collector = outer;
     }
     return changed;
   }
@@ -208,9 +319,10 @@ export class View implements ReadLayer {
    * Replays one pending patch tolerantly, with exactly the document module's `rebase` semantics, and
    * returns its conflicts. Cost O(size of the patch) for row edits (rebase runs on a small document
    * holding only the rows the patch names); O(rows of the table) for table and schema edits.
-   * Throws `bad_patch` for a malformed op (nothing changed then).
+   * Throws `bad_patch` for a malformed op (nothing changed then). `rows`, when given, collects the
+   * row-level changes.
    */
-  replay(ops: readonly PatchOp[]): RebaseConflict[] {
+  replay(ops: readonly PatchOp[], rows?: ChangeSet): RebaseConflict[] {
     const fullTables = new Set<string>();
     const rowKeys = new Map<string, Set<string>>();
     for (const op of ops) {
@@ -264,15 +376,17 @@ export class View implements ReadLayer {
     }
     const { patches, conflicts } = rebase({ version: 1, tables }, [ops]);
     // The rewritten patch is strictly valid on those rows, hence on the whole view.
-    this.apply(patches[0] ?? []);
+    this.apply(patches[0] ?? [], new Set(), rows);
     return conflicts;
   }
 
   /**
    * Replaces the whole content by `doc`, keeping the object identity of every row (and table) whose
-   * content did not change. Returns the names of the tables that changed. O(size of the document).
+   * content did not change. Returns the names of the tables that changed; `rows`, when given,
+   * collects the row-level changes (a table whose surviving rows came in another order, or whose
+   * schema changed, counts as changed as a whole). O(size of the document).
    */
-  replaceAll(doc: KeyedDoc): Set<string> {
+  replaceAll(doc: KeyedDoc, rows?: ChangeSet): Set<string> {
     const changed = new Set<string>();
     const next = new Map<string, ViewTable>();
     for (const name of Object.keys(doc.tables)) {
@@ -280,32 +394,66 @@ export class View implements ReadLayer {
       const old = this.tables.get(name);
       const keys = Object.keys(incoming.rows);
       if (old === undefined || !sameSchema(old.schema, incoming.schema)) {
-        const rows = new Map<string, Row>();
-        for (const key of keys) rows.set(key, deepFreeze(incoming.rows[key] as Row));
-        next.set(name, { schema: incoming.schema, rows });
+        next.set(name, this.makeTable(name, incoming.schema, keys, incoming.rows, true));
         changed.add(name);
+        rows?.table(name);
         continue;
       }
-      let same = old.rows.size === keys.length;
-      const rows = new Map<string, Row>();
+      let inOrder = true;
+      let lastOrd = -1;
+      let sawNew = false;
+      let survivors = 0;
+      const diffs: [string, Row][] = [];
       for (const key of keys) {
         const row = incoming.rows[key] as Row;
         const prev = old.rows.get(key);
-        if (prev !== undefined && (prev === row || jsonEqual(prev, row))) {
-          rows.set(key, prev);
-        } else {
-          rows.set(key, deepFreeze(row));
-          same = false;
+        if (prev === undefined) {
+          sawNew = true;
+          diffs.push([key, row]);
+          continue;
         }
+        survivors++;
+        if (sawNew || prev.ord < lastOrd) inOrder = false;
+        lastOrd = prev.ord;
+        if (prev.row !== row && !jsonEqual(prev.row, row)) diffs.push([key, row]);
       }
-      if (same) {
+      const removed: string[] = [];
+      if (survivors !== old.rows.size) {
+        for (const key of old.rows.keys()) if (!Object.hasOwn(incoming.rows, key)) removed.push(key);
+      }
+      if (diffs.length === 0 && removed.length === 0) {
+        next.set(name, old); // same content (in the view's own order)
+        continue;
+      }
+      changed.add(name);
+      if (inOrder) {
+        const outer = this.collector;
+        this.collector = rows;
+        try {
+          for (const key of removed) this.writeRow(name, old, key, undefined);
+          for (const [key, row] of diffs) this.writeRow(name, old, key, deepFreeze(row));
+        } finally {
+          this.collector = outer;
+        }
         next.set(name, old);
-      } else {
-        next.set(name, { schema: old.schema, rows });
+        continue;
+      }
+      const kept: Record<string, Row> = {};
+      for (const key of keys) {
+        const row = incoming.rows[key] as Row;
+        const prev = old.rows.get(key)?.row;
+        const value = prev !== undefined && (prev === row || jsonEqual(prev, row)) ? prev : deepFreeze(row);
+        Object.defineProperty(kept, key, { value, writable: true, enumerable: true, configurable: true });
+      }
+      next.set(name, this.makeTable(name, old.schema, keys, kept, false));
+      rows?.table(name);
+    }
+    for (const name of this.tables.keys()) {
+      if (!next.has(name)) {
         changed.add(name);
+        rows?.table(name);
       }
     }
-    for (const name of this.tables.keys()) if (!next.has(name)) changed.add(name);
     this.tables = next;
     return changed;
   }
@@ -372,6 +520,11 @@ export class Overlay implements ReadLayer {
   /** Applies one keyed op strictly (throws the document module's errors, leaving the overlay unchanged). */
   apply(op: PatchOp): void {
     applyOp(this, op);
+  }
+
+  indexes(table: string): readonly SortedIndex[] {
+    // a table this transaction changed is read by a scan (its rows are not in the base's indexes)
+    return this.tables.get(table) === undefined ? this.base.indexes(table) : [];
   }
 
   tableNames(): string[] {

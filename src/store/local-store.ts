@@ -104,6 +104,7 @@ export function databaseName(userId: string): string {
 
 function createDexie(options: LocalStoreOptions): Dexie {
   const dexieOptions: ConstructorParameters<typeof Dexie>[1] = { cache: 'disabled' };
+  dexieOptions.chromeTransactionDurability = 'relaxed'; // what a crash can lose: docs/queries.md#durability
   if (options.indexedDB !== undefined) dexieOptions.indexedDB = options.indexedDB;
   if (options.IDBKeyRange !== undefined) dexieOptions.IDBKeyRange = options.IDBKeyRange;
   const db = new Dexie(databaseName(options.userId), dexieOptions);

@@ -8,8 +8,10 @@ import { z } from 'zod';
 import {
   type CompactDoc,
   defineSchema,
+  type IndexDefinition,
   type Json,
   type Query,
+  type QueryExplain,
   type RowOf,
   type Table,
   type UntypedRow,
@@ -57,6 +59,8 @@ function typedUsage(db: Db): void {
   expectTypeOf(projects.query().observe()).toEqualTypeOf<Observable<Project[]>>();
   expectTypeOf(projects.observe('p1')).toEqualTypeOf<Observable<Project | undefined>>();
   expectTypeOf(db.export()).toEqualTypeOf<Promise<CompactDoc>>();
+  expectTypeOf(projects.query().observeCount()).toEqualTypeOf<Observable<number>>();
+  expectTypeOf(projects.query().explain()).toEqualTypeOf<Promise<QueryExplain>>();
 
   // optional and defaulted fields may be left out of an insert
   void projects.insert({ id: 'p', title: 't', status: 'open', created_at: '2025-01-01T00:00:00Z' });
@@ -106,6 +110,20 @@ function typedUsage(db: Db): void {
   });
 }
 
+function indexDeclarations(): void {
+  const fields = { id: z.string(), status: z.string(), at: z.iso.datetime() };
+  defineSchema({ t: { fields, primaryKey: ['id'], indexes: ['status', ['status', 'at']] } });
+  expectTypeOf<IndexDefinition<typeof fields>>().toEqualTypeOf<
+    'id' | 'status' | 'at' | readonly ('id' | 'status' | 'at')[]
+  >();
+  // @ts-expect-error an index on an unknown field
+  defineSchema({ t: { fields, primaryKey: ['id'], indexes: ['colour'] } });
+  // @ts-expect-error a compound index with an unknown field
+  defineSchema({ t: { fields, primaryKey: ['id'], indexes: [['status', 'colour']] } });
+  // @ts-expect-error indexes are field names, not numbers
+  defineSchema({ t: { fields, primaryKey: ['id'], indexes: [1] } });
+}
+
 function untypedUsage(db: UserDb): void {
   const notes = db.table('anything');
   expectTypeOf(notes).toEqualTypeOf<Table<import('../../src/index.js').UntypedTableTypes>>();
@@ -122,5 +140,6 @@ describe('types', () => {
   it('are checked at compile time', () => {
     expect(typeof typedUsage).toBe('function');
     expect(typeof untypedUsage).toBe('function');
+    expect(typeof indexDeclarations).toBe('function');
   });
 });

@@ -1,0 +1,205 @@
+/**
+ * Secondary indexes of the view: for each index, the rows of a table sorted by the index's fields and
+ * then by the row's position in the table (its `ord`), so that rows with equal values keep the
+ * table's order, exactly as the query evaluator's stable sort does.
+ *
+ * Values are compared in a normalized form (datetimes as one fixed-width string per instant), which
+ * orders exactly like `compareValues` for the field types an index may cover.
+ */
+import type { FieldType, Json, Row } from '../doc/index.js';
+
+/** A row of the view with its row key and its position in the table (increasing in table order). */
+export interface Entry {
+  readonly key: string;
+  row: Row;
+  ord: number;
+}
+
+/** One indexed field. */
+export interface IndexField {
+  readonly name: string;
+  readonly type: FieldType;
+}
+
+/** Field types an index may cover (scalars with a total order). */
+export const INDEXABLE_TYPES: ReadonlySet<FieldType> = new Set([
+  'string',
+  'number',
+  'integer',
+  'boolean',
+  'date',
+  'time',
+  'datetime',
+]);
+
+const DATETIME_RE =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:Z|([+-])(\d{2}):(\d{2}))$/i;
+
+/** A datetime as one string that orders like its instant (fixed-width seconds, then the fraction). */
+function datetimeKey(s: string): string {
+  const m = DATETIME_RE.exec(s);
+  if (m === null) return s;
+  const n = (i: number): number => Number(m[i] ?? 0);
+  let seconds = Date.UTC(n(1), n(2) - 1, n(3), n(4), n(5), n(6)) / 1000;
+  if (m[8] !== undefined) seconds -= (m[8] === '-' ? -1 : 1) * (n(9) * 3600 + n(10) * 60);
+  return `${String(seconds + 1e12).padStart(14, '0')}.${(m[7] ?? '').replace(/0+$/, '')}`;
+}
+
+/** The normalized form of a cell value of `type` (see the module docs). */
+export function sortValue(v: Json, type: FieldType): Json {
+  return type === 'datetime' && typeof v === 'string' ? datetimeKey(v) : v;
+}
+
+function rank(v: Json): number {
+  if (v === null) return 0;
+  switch (typeof v) {
+    case 'boolean':
+      return 1;
+    case 'number':
+      return 2;
+    case 'string':
+      return 3;
+    default:
+      return Array.isArray(v) ? 4 : 5;
+  }
+}
+
+/** Compares two normalized scalar values (null first, then booleans, numbers, strings). */
+export function compareSortValues(a: Json, b: Json): number {
+  if (a === b) return 0;
+  const ra = rank(a);
+  const rb = rank(b);
+  if (ra !== rb) return ra - rb;
+  if (ra === 2) return (a as number) - (b as number);
+  if (ra === 1) return a === false ? -1 : 1;
+  return (a as string) < (b as string) ? -1 : (a as string) > (b as string) ? 1 : 0;
+}
+
+function cell(row: Row, field: string): Json {
+  return Object.hasOwn(row, field) ? (row[field] as Json) : null;
+}
+
+/**
+ * One index over one table: the table's entries sorted by (normalized field values, ord). Entries
+ * are held directly (no per-row copy of the values): an entry's row must be removed from the index
+ * before the view replaces it and inserted again after.
+ *
+ * @example
+ * ```ts
+ * const index = new SortedIndex([{ name: 'status', type: 'string' }]);
+ * index.build(entries);
+ * index.bound(['open'], false); // position of the first 'open' row
+ * ```
+ */
+export class SortedIndex {
+  private items: Entry[] = [];
+  /** Whether values need normalizing (datetimes): then searches normalize each value they read. */
+  private readonly plain: boolean;
+
+  constructor(readonly fields: readonly IndexField[]) {
+    this.plain = fields.every((f) => f.type !== 'datetime');
+  }
+
+  /** The indexed field names. */
+  get names(): string[] {
+    return this.fields.map((f) => f.name);
+  }
+
+  /** The number of indexed rows. */
+  get size(): number {
+    return this.items.length;
+  }
+
+  /** The entry at position `i`. */
+  at(i: number): Entry {
+    return this.items[i] as Entry;
+  }
+
+  /** The normalized index values of `row`. */
+  valuesOf(row: Row): Json[] {
+    return this.fields.map((f) => sortValue(cell(row, f.name), f.type));
+  }
+
+  /** Compares the first `vals.length` index values of `row` with `vals` (normalized). */
+  private compareRow(row: Row, vals: readonly Json[]): number {
+    for (let i = 0; i < vals.length; i++) {
+      const f = this.fields[i] as IndexField;
+      const v = cell(row, f.name);
+      const d = compareSortValues(this.plain ? v : sortValue(v, f.type), vals[i] as Json);
+      if (d !== 0) return d;
+    }
+    return 0;
+  }
+
+  /** True when `next` has other index values than `prev` (so its entry must move). */
+  moves(prev: Row, next: Row): boolean {
+    for (const f of this.fields) {
+      const a = cell(prev, f.name);
+      const b = cell(next, f.name);
+      if (a !== b && compareSortValues(sortValue(a, f.type), sortValue(b, f.type)) !== 0) return true;
+    }
+    return false;
+  }
+
+  /** Replaces the content by `entries` (in any order). */
+  build(entries: Iterable<Entry>): void {
+    const decorated: { entry: Entry; vals: Json[] }[] = [];
+    for (const entry of entries) decorated.push({ entry, vals: this.valuesOf(entry.row) });
+    decorated.sort((a, b) => comparePrefix(a.vals, b.vals) || a.entry.ord - b.entry.ord);
+    this.items = decorated.map((d) => d.entry);
+  }
+
+  /** The position of `entry` (with its current row and ord) in the sort order. */
+  private position(entry: Entry): number {
+    const vals = this.valuesOf(entry.row);
+    let lo = 0;
+    let hi = this.items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = this.items[mid] as Entry;
+      const d = this.compareRow(m.row, vals) || m.ord - entry.ord;
+      if (d < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Adds `entry` (with its current row and ord). */
+  insert(entry: Entry): void {
+    this.items.splice(this.position(entry), 0, entry);
+  }
+
+  /** Removes `entry` (as it was inserted: call before changing its row). */
+  remove(entry: Entry): void {
+    const lo = this.position(entry);
+    if (this.items[lo] === entry) this.items.splice(lo, 1);
+    else {
+      const i = this.items.indexOf(entry);
+      if (i >= 0) this.items.splice(i, 1);
+    }
+  }
+
+  /**
+   * The first position whose leading `vals.length` values compare greater than or equal to `vals`
+   * (strictly greater when `strict`). `vals` are normalized values.
+   */
+  bound(vals: readonly Json[], strict: boolean): number {
+    let lo = 0;
+    let hi = this.items.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const d = this.compareRow((this.items[mid] as Entry).row, vals);
+      if (d < 0 || (strict && d === 0)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+function comparePrefix(a: readonly Json[], b: readonly Json[]): number {
+  for (let i = 0; i < b.length; i++) {
+    const d = compareSortValues(a[i] as Json, b[i] as Json);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
