@@ -60,6 +60,11 @@ export interface SyncOptions {
   maxImmediateConflicts?: number | undefined;
   /** Per-table decision for the same field edited on both sides (see {@link ConflictHandler}). */
   onConflict?: Readonly<Record<string, ConflictHandler>> | undefined;
+  /**
+   * Idle time after which the leader folds the log of acknowledged changes into the stored base, when
+   * that log is past its size threshold (default 2000 ms; negative disables compaction).
+   */
+  compactAfterMs?: number | undefined;
   /** Subscribe to Realtime pokes (default true). */
   realtime?: boolean | undefined;
   /** Clock and timers (default: the system's). */
@@ -146,6 +151,8 @@ export class SyncEngine {
   #debounceTimer: TimerHandle | null = null;
   #retryTimer: TimerHandle | null = null;
   #pollTimer: TimerHandle | null = null;
+  #compactTimer: TimerHandle | null = null;
+  readonly #compactMs: number;
   #pendingRefresh: 'idle' | 'running' | 'again' = 'idle';
 
   /** The sync status, derived from the engine's state; replays the current value. */
@@ -169,6 +176,7 @@ export class SyncEngine {
     this.#handlers = o.onConflict ?? {};
     this.#realtime = o.realtime ?? true;
     this.#maxBytes = o.maxBatchBytes ?? 1024 * 1024;
+    this.#compactMs = o.compactAfterMs ?? 2000;
     this.#state = new BehaviorSubject(initialSyncState(this.#online.get()));
     this.status$ = this.#state.pipe(map(toStatus), distinctUntilChanged(sameStatus));
     this.conflicts$ = this.#conflicts.asObservable();
@@ -323,6 +331,8 @@ export class SyncEngine {
 
   #stopLeading(): void {
     for (const off of this.#leading.splice(0)) off();
+    if (this.#compactTimer !== null) this.#clock.clearTimeout(this.#compactTimer);
+    this.#compactTimer = null;
     this.#clearTimer('retry');
     this.#clearTimer('poll');
   }
@@ -331,7 +341,13 @@ export class SyncEngine {
 
   #onRemoteChange(change: RemoteChange): void {
     if (change.updatedAt !== null && sameToken(change.updatedAt, this.#baseToken)) return; // our own echo
-    this.#requestPull(change.snapshot === null ? {} : { snapshot: change.snapshot });
+    if (change.delta !== undefined) {
+      const known = this.#baseToken;
+      if (known !== null && compareTokens(change.delta.after, known) <= 0) return; // old or duplicate
+      this.#requestPull({ deltas: [change.delta] });
+    } else {
+      this.#requestPull(change.snapshot === null ? {} : { snapshot: change.snapshot });
+    }
     this.#kick();
   }
 
@@ -361,6 +377,11 @@ export class SyncEngine {
       snapshot:
         prev.snapshot !== undefined && request.snapshot !== undefined
           ? newerSnapshot(prev.snapshot, request.snapshot)
+          : undefined,
+      // Broadcast changes are applied without a request only when every poke was one
+      deltas:
+        prev.deltas !== undefined && request.deltas !== undefined
+          ? [...prev.deltas, ...request.deltas]
           : undefined,
       init: prev.init === true || request.init === true ? true : undefined,
       dropUpToSeq: drop > 0 ? drop : undefined,
@@ -428,6 +449,31 @@ export class SyncEngine {
 
   async #drain(): Promise<void> {
     for (let task = this.#nextTask(); task !== null; task = this.#nextTask()) await task();
+    this.#scheduleCompaction();
+  }
+
+  /**
+   * Once sync is idle, folds the store's log into its base when the log is past its threshold
+   * (`compactAfterMs` later; any new work postpones it). Never on the write path.
+   */
+  #scheduleCompaction(): void {
+    if (this.#store.compact === undefined || this.#compactMs < 0) return;
+    if (this.#compactTimer !== null) this.#clock.clearTimeout(this.#compactTimer);
+    this.#compactTimer = this.#clock.setTimeout(() => {
+      this.#compactTimer = null;
+      const s = this.#state.value;
+      if (s.closed || !s.leader || this.#running !== null || this.#hasWork()) return;
+      this.#running = (async () => {
+        try {
+          await this.#store.compact?.({});
+        } catch {
+          // the log stays; the next idle period tries again
+        }
+      })().finally(() => {
+        this.#running = null;
+        if (this.#hasWork()) this.#kick();
+      });
+    }, this.#compactMs);
   }
 
   async #initLeader(): Promise<void> {
@@ -490,6 +536,18 @@ export class SyncEngine {
       compareTokens(request.snapshot.updatedAt, known) <= 0
     ) {
       // a Realtime record we already have (typically the echo of our own push)
+      for (const w of this.#pullWaiters.splice(0)) w.resolve();
+      return;
+    }
+    if (
+      request.deltas !== undefined &&
+      request.init !== true &&
+      request.force !== true &&
+      request.dropUpToSeq === undefined &&
+      known !== null &&
+      request.deltas.every((d) => compareTokens(d.after, known) <= 0)
+    ) {
+      // Broadcasts we already have (the echo of our own push, received before its answer)
       for (const w of this.#pullWaiters.splice(0)) w.resolve();
       return;
     }
