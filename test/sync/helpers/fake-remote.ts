@@ -66,9 +66,11 @@ export class FakeServer {
       this.poke();
       return;
     }
-    const change: RemoteChange = { updatedAt: delta.after, snapshot: null, delta: structuredClone(delta) };
+    const sent = structuredClone(delta);
+    const change: RemoteChange = { updatedAt: delta.after, snapshot: null, delta: sent };
     const deliver = () => this.poke(change);
-    if (this.onBroadcast !== undefined) this.onBroadcast(delta, deliver);
+    // the hook gets the message as sent (tampering with it leaves the server's log alone)
+    if (this.onBroadcast !== undefined) this.onBroadcast(sent, deliver);
     else deliver();
   }
 
