@@ -8,6 +8,8 @@
  * `batch_seq`); then a pending pull; then pushing the outbox.
  */
 import { BehaviorSubject, distinctUntilChanged, map, type Observable, Subject } from 'rxjs';
+import { escapePointer, type Json, jsonEqual, type PatchOp } from '../doc/index.js';
+import { keyOfArray, schemaInfo } from '../doc/schema-info.js';
 import {
   AuthError,
   ConflictError,
@@ -18,10 +20,11 @@ import {
   ServerError,
   type UserDbError,
 } from '../errors.js';
-import type { Remote, RemoteChange, RemoteSnapshot } from '../remote/index.js';
+import type { PatchBatch, PatchResult, Remote, RemoteChange, RemoteSnapshot } from '../remote/index.js';
 import { compareTokens, sameToken } from '../remote/index.js';
 import { type BackoffOptions, backoffDelay } from './backoff.js';
 import { asUserDbError, isTransient } from './classify.js';
+import { applyChain } from './delta.js';
 import {
   browserFocusSignal,
   browserOnlineSignal,
@@ -96,6 +99,15 @@ interface FlushWaiter extends Waiter {
   target: number;
 }
 
+/** Own cell writes remembered for `overridden` conflicts (the oldest are forgotten). */
+const MAX_OWN_WRITES = 10_000;
+const CELL_PATH = /^\/tables\/([^/]+)\/rows\/([^/]+)\/([^/]+)$/;
+
+/** A cell's id as in keyed paths (escaped segments joined by `/`). */
+function cellId(table: string, key: string, field: string): string {
+  return `${escapePointer(table)}/${escapePointer(key)}/${escapePointer(field)}`;
+}
+
 function closedError(): UserDbError {
   return new DatabaseClosedError('the database is closed');
 }
@@ -152,6 +164,15 @@ export class SyncEngine {
   #retryTimer: TimerHandle | null = null;
   #pollTimer: TimerHandle | null = null;
   #compactTimer: TimerHandle | null = null;
+  /**
+   * Cells where a rebase kept our edit over a concurrent remote value (`remote`): the next push
+   * declares that value with a `test` op, so the device that wrote it learns it was overridden.
+   */
+  readonly #overrides = new Map<string, { table: string; key: string; field: string; remote: Json }>();
+  /** Cell values this device wrote and the server acknowledged in this session (most recent last). */
+  readonly #ownWrites = new Map<string, Json>();
+  /** {@link Remote} for the pusher: `patch` goes through {@link SyncEngine.#patch}. */
+  readonly #pushRemote: Remote;
   readonly #compactMs: number;
   #pendingRefresh: 'idle' | 'running' | 'again' = 'idle';
 
@@ -177,6 +198,15 @@ export class SyncEngine {
     this.#realtime = o.realtime ?? true;
     this.#maxBytes = o.maxBatchBytes ?? 1024 * 1024;
     this.#compactMs = o.compactAfterMs ?? 2000;
+    const remote = deps.remote;
+    this.#pushRemote = {
+      currentUserId: () => remote.currentUserId(),
+      init: () => remote.init(),
+      pull: remote.pull.bind(remote),
+      patch: (batch) => this.#patch(batch),
+      subscribe: (userId, handlers) => remote.subscribe(userId, handlers),
+      onAuthChange: (listener) => remote.onAuthChange(listener),
+    };
     this.#state = new BehaviorSubject(initialSyncState(this.#online.get()));
     this.status$ = this.#state.pipe(map(toStatus), distinctUntilChanged(sameStatus));
     this.conflicts$ = this.#conflicts.asObservable();
@@ -491,7 +521,7 @@ export class SyncEngine {
     try {
       const outcome = await pushOnce({
         store: this.#store,
-        remote: this.#remote,
+        remote: this.#pushRemote,
         maxBytes: this.#maxBytes,
       });
       this.#uncertain = false;
@@ -565,7 +595,38 @@ export class SyncEngine {
         this.#wantPush = true;
       }
       this.#dispatch({ type: 'pulled', at: this.#clock.now() });
-      for (const c of outcome.conflicts) this.#conflicts.next(c);
+      for (const c of outcome.conflicts) {
+        if (
+          c.kind === 'field_changed' &&
+          c.resolution !== 'dropped' &&
+          c.key !== undefined &&
+          c.field !== undefined
+        ) {
+          this.#overrides.set(cellId(c.table, c.key, c.field), {
+            table: c.table,
+            key: c.key,
+            field: c.field,
+            remote: c.remote ?? null,
+          });
+        }
+        this.#conflicts.next(c);
+      }
+      for (const t of outcome.overridden) {
+        // a value we wrote, overwritten by a device whose rebase kept its concurrent edit
+        const id = cellId(t.table, t.key, t.field);
+        const own = this.#ownWrites.get(id);
+        if (own === undefined || !jsonEqual(own, t.expected)) continue;
+        this.#ownWrites.delete(id);
+        this.#conflicts.next({
+          kind: 'overridden',
+          table: t.table,
+          key: t.key,
+          field: t.field,
+          local: t.expected,
+          remote: t.written,
+          resolution: 'dropped',
+        });
+      }
       for (const w of waiters) w.resolve();
       void this.#checkFlushWaiters();
     } catch (e) {
@@ -577,6 +638,73 @@ export class SyncEngine {
       else this.#pullCarry = carry;
       for (const w of waiters) w.reject(err);
       this.#fail(err, 'pull');
+    }
+  }
+
+  /**
+   * `userdb_patch` with a `test` op first for each cell where a rebase kept our edit over a
+   * concurrent value still in the base (the server checks it; the change log then tells the
+   * device that wrote the value). Remembers the cells the batch wrote once acknowledged.
+   */
+  async #patch(batch: PatchBatch): Promise<PatchResult> {
+    const base = await this.#store.readBase();
+    const tests: PatchOp[] = [];
+    const declared: string[] = [];
+    if (this.#overrides.size > 0 && sameToken(base.updatedAt, batch.expectedUpdatedAt)) {
+      for (const [id, o] of this.#overrides) {
+        const table = Object.hasOwn(base.doc.tables, o.table) ? base.doc.tables[o.table] : undefined;
+        const info = table === undefined ? undefined : schemaInfo(table.schema);
+        const j = info?.index.get(o.field);
+        const i =
+          table === undefined || info === undefined
+            ? -1
+            : table.rows.findIndex((r) => keyOfArray(info, r) === o.key);
+        if (
+          table === undefined ||
+          j === undefined ||
+          i < 0 ||
+          !jsonEqual(table.rows[i]?.[j] ?? null, o.remote)
+        ) {
+          this.#overrides.delete(id); // the value is no longer there: nothing to declare
+          continue;
+        }
+        tests.push({ op: 'test', path: `/tables/${escapePointer(o.table)}/rows/${i}/${j}`, value: o.remote });
+        declared.push(id);
+      }
+    }
+    const result = await this.#remote.patch(
+      tests.length === 0 ? batch : { ...batch, ops: [...tests, ...batch.ops] },
+    );
+    for (const id of declared) this.#overrides.delete(id);
+    if (result.applied && base.updatedAt !== null)
+      this.#rememberOwnWrites(base.doc, batch.ops, base.updatedAt, result.updatedAt);
+    return result;
+  }
+
+  #rememberOwnWrites(
+    doc: Parameters<typeof applyChain>[0],
+    ops: PatchOp[],
+    before: string,
+    after: string,
+  ): void {
+    let keyed: PatchOp[] | null;
+    try {
+      keyed =
+        applyChain(doc, [{ before, after, ops, clientId: null, batchSeq: null }]).applied[0]?.keyed ?? null;
+    } catch {
+      return;
+    }
+    for (const op of keyed ?? []) {
+      if (op.op !== 'replace') continue;
+      const m = CELL_PATH.exec(op.path);
+      if (m === null) continue;
+      const id = `${m[1]}/${m[2]}/${m[3]}`;
+      this.#ownWrites.delete(id);
+      this.#ownWrites.set(id, op.value);
+      if (this.#ownWrites.size > MAX_OWN_WRITES) {
+        const oldest = this.#ownWrites.keys().next().value;
+        if (oldest !== undefined) this.#ownWrites.delete(oldest);
+      }
     }
   }
 

@@ -8,10 +8,10 @@
  * A chain is applied with the outbox rebased on it and own changes acknowledged, in one
  * transaction; a whole document replaces the base with the outbox rebased on it.
  */
-import { type CompactDoc, splitPointer } from '../doc/index.js';
+import { type CompactDoc, jsonEqual, splitPointer } from '../doc/index.js';
 import type { Remote, RemoteDelta, RemoteSnapshot } from '../remote/index.js';
 import { compareTokens, InvalidChangeError, tokenMicros } from '../remote/index.js';
-import { applyChain } from './delta.js';
+import { applyChain, type CellTest } from './delta.js';
 import type { SyncBase, SyncLogChange, SyncOutboxEntry, SyncStore } from './ports.js';
 import { type ConflictHandler, rebaseOutbox, type SyncConflict } from './rebase.js';
 
@@ -43,9 +43,14 @@ export interface PullOutcome {
   conflicts: SyncConflict[];
   /** How the base moved: by a chain of changes, by a whole document, or not at all. */
   via: 'changes' | 'document' | 'none';
+  /**
+   * Cells that foreign changes of the chain overwrote while declaring (by a `test` op) the value
+   * they overrode: the writer's rebase kept its edit over a concurrent one.
+   */
+  overridden: CellTest[];
 }
 
-const NOTHING: PullOutcome = { updatedAt: null, conflicts: [], via: 'none' };
+const NOTHING: PullOutcome = { updatedAt: null, conflicts: [], via: 'none', overridden: [] };
 
 /**
  * Pulls once and stores the result. Throws the typed errors of {@link Remote} (an invalid server
@@ -125,7 +130,7 @@ export async function pullOnce(ctx: PullContext, request: PullRequest): Promise<
     conflicts = result.conflicts;
     return result.entries;
   });
-  return { updatedAt: snapshot.updatedAt, conflicts, via: 'document' };
+  return { updatedAt: snapshot.updatedAt, conflicts, via: 'document', overridden: [] };
 }
 
 /**
@@ -177,9 +182,15 @@ async function storeChain(
   const { store } = ctx;
   const { doc, applied } = applyChain(base.doc, changes);
   const logged: SyncLogChange[] = [];
+  const overridden: CellTest[] = [];
   let foreign = false;
   for (const a of applied) {
     const own = a.clientId !== null && a.clientId === store.clientId && a.batchSeq !== null;
+    if (!own) {
+      for (const t of a.tests) {
+        if (t.written !== undefined && !jsonEqual(t.written, t.expected)) overridden.push(t);
+      }
+    }
     logged.push({
       before: a.before,
       after: a.after,
@@ -201,7 +212,7 @@ async function storeChain(
     conflicts = result.conflicts;
     return result.entries;
   });
-  return { updatedAt, conflicts, via: 'changes' };
+  return { updatedAt, conflicts, via: 'changes', overridden };
 }
 
 /** The part of `doc` the entries touch (rebase reads nothing else). */

@@ -92,7 +92,7 @@ describe.runIf(hasDeltaServer)('delta sync through the dev server', () => {
     expect((await b.db.table('projects').get('p_9'))?.title).toBe('Burst 9');
   });
 
-  it('both devices edit the same field: both converge; the winner reports field_changed', async () => {
+  it('both devices edit the same field: both converge; the winner reports field_changed, the loser overridden', async () => {
     const { a, b } = await pair();
     a.setOffline(true);
     await a.db.table('projects').update('p_1', { title: 'A wins?' });
@@ -103,6 +103,17 @@ describe.runIf(hasDeltaServer)('delta sync through the dev server', () => {
     await converged([a, b]);
     expect((await b.db.table('projects').get('p_1'))?.title).toBe('A wins?');
     expect(a.conflicts.some((c) => c.kind === 'field_changed' && c.key === 'p_1')).toBe(true);
+    // the loser, whose acknowledged write was overwritten, is told too
+    await eventually(() => b.conflicts.some((c) => c.kind === 'overridden'), 10_000, "B's conflict");
+    expect(b.conflicts).toContainEqual({
+      kind: 'overridden',
+      table: 'projects',
+      key: 'p_1',
+      field: 'title',
+      local: 'B first',
+      remote: 'A wins?',
+      resolution: 'dropped',
+    });
   });
 });
 
@@ -131,7 +142,8 @@ describe('a server without the delta migration', () => {
     await converged([a, b]);
     // the postgres_changes channel (topic userdb:<id>:<n>) replaced the refused private one
     await eventually(
-      () => b.sb.getChannels().some((c) => c.state === 'joined' && /^realtime:userdb:[^:]+:\d+$/.test(c.topic)),
+      () =>
+        b.sb.getChannels().some((c) => c.state === 'joined' && /^realtime:userdb:[^:]+:\d+$/.test(c.topic)),
       10_000,
       "B's postgres_changes channel",
     );

@@ -300,3 +300,54 @@ describe('chainFrom', () => {
     expect(chainFrom(t0, [d(0, 1, null)])).toBeNull();
   });
 });
+
+describe('conflicts reach both sides', () => {
+  it('the device whose acknowledged write was overridden by a later rebase learns it on conflicts$', async () => {
+    const t = await synced();
+    const b = device(t.server, { pushDebounceMs: 1_000_000 });
+    await b.clock.advance(0);
+    // B edits offline (its pushes wait), A writes the same field and it is acknowledged
+    b.store.append(setField('p_1', 'title', 'First', 'From B'));
+    t.store.append(setField('p_1', 'title', 'First', 'From A'));
+    await t.engine.flush();
+    expect(named(t.server.doc)[0]).toEqual(['p_1', 'From A', 'open']);
+    // B pulls, rebases (its edit wins: it reaches the server last) and pushes
+    await b.engine.pull();
+    await b.engine.flush();
+    expect(named(t.server.doc)[0]).toEqual(['p_1', 'From B', 'open']);
+    await t.clock.advance(0);
+    // the winner saw it while rebasing ...
+    expect(b.conflicts).toMatchObject([
+      { kind: 'field_changed', key: 'p_1', local: 'From B', remote: 'From A' },
+    ]);
+    // ... and the loser learns it from the change, which declared the value it overrode
+    expect(t.conflicts).toEqual([
+      {
+        kind: 'overridden',
+        table: 'projects',
+        key: 'p_1',
+        field: 'title',
+        local: 'From A',
+        remote: 'From B',
+        resolution: 'dropped',
+      },
+    ]);
+    expect(t.store.base.doc).toEqual(t.server.doc);
+    expect(b.store.base.doc).toEqual(t.server.doc);
+  });
+
+  it('a later deliberate edit of a value this device wrote is not a conflict', async () => {
+    const t = await synced();
+    const b = device(t.server);
+    await b.clock.advance(0);
+    t.store.append(setField('p_1', 'title', 'First', 'From A'));
+    await t.engine.flush();
+    await b.clock.advance(0); // B has A's value
+    b.store.append(setField('p_1', 'title', 'From A', 'Then B'));
+    await b.engine.flush();
+    await t.clock.advance(0);
+    expect(named(t.store.base.doc)[0]).toEqual(['p_1', 'Then B', 'open']);
+    expect(t.conflicts).toEqual([]);
+    expect(b.conflicts).toEqual([]);
+  });
+});
