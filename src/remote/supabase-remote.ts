@@ -50,6 +50,11 @@ export interface SupabaseRemoteOptions {
    * argument) makes the remote switch to `'postgres_changes'` by itself.
    */
   realtime?: 'broadcast' | 'postgres_changes' | undefined;
+  /**
+   * `false`: never ask for changes, always whole documents (and `postgres_changes`), as a server
+   * without the change log gets. Default `true`.
+   */
+  delta?: boolean | undefined;
 }
 
 /** The answer of an RPC: its data, or the PostgREST error as it came. */
@@ -98,7 +103,8 @@ export class SupabaseRemote implements Remote {
     this.#client = client;
     this.#userId = options.userId;
     this.#timeoutMs = options.requestTimeoutMs ?? 30_000;
-    this.#realtime = options.realtime ?? 'broadcast';
+    this.#realtime = options.realtime ?? (options.delta === false ? 'postgres_changes' : 'broadcast');
+    if (options.delta === false) this.#deltaSupported = false;
   }
 
   /** False once the server showed it has no change log (then pulls send whole documents). */

@@ -68,6 +68,12 @@ export interface SyncOptions {
    * that log is past its size threshold (default 2000 ms; negative disables compaction).
    */
   compactAfterMs?: number | undefined;
+  /**
+   * Sync by delta (default true): pull the changes after the base, and receive changes by Broadcast
+   * on the private topic `userdb:<user id>`. `false`: whole documents and `postgres_changes`, as
+   * with a server without the delta migration (which is detected by itself).
+   */
+  delta?: boolean | undefined;
   /** Subscribe to Realtime pokes (default true). */
   realtime?: boolean | undefined;
   /** Clock and timers (default: the system's). */
