@@ -806,14 +806,17 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
 
   /**
    * Applies the base's logged changes to the view, when the view is exactly the base of its
-   * generation plus outbox rows those changes acknowledged. `'no'` when they cannot be applied
+   * generation plus outbox rows those changes acknowledged, or plus rows those changes commute with. `'no'` when they cannot be applied
    * that way (nothing was changed), `'failed'` when the view was changed partly (rebuild).
    */
   private applyLog(log: readonly LogRecord[], changed: Set<string>): 'ok' | 'no' | 'failed' {
     let touched = false;
     for (const record of log) {
       if (record.exact && record.acked !== null && this.appliedSeq >= record.acked) continue;
-      if (record.keyed === null || (record.pending !== 0 && record.pending <= this.appliedSeq)) {
+      if (
+        record.keyed === null ||
+        (record.pending !== 0 && record.pending <= this.appliedSeq && record.commutes !== true)
+      ) {
         return touched ? 'failed' : 'no';
       }
       try {

@@ -510,18 +510,12 @@ export class LocalStore {
           dropped = upTo;
         };
         if (args.dropUpToSeq !== undefined) await drop(args.dropUpToSeq);
+        // which outbox entries each change leaves pending (before the rewrite may delete some)
+        const pending: number[] = [];
         for (const change of args.changes) {
           if (change.acked !== null) await drop(change.acked);
           const first = await this.outbox.orderBy(':id').firstKey();
-          generation += 1;
-          const record: LogRecord = {
-            ...change,
-            generation,
-            pending: typeof first === 'number' ? first : 0,
-          };
-          this.count('log', record);
-          await this.log.put(record);
-          updatedAt = change.after;
+          pending.push(typeof first === 'number' ? first : 0);
         }
         if (rewrite !== undefined) {
           const entries = validEntries(await this.outbox.toArray());
@@ -534,6 +528,14 @@ export class LocalStore {
               await this.outbox.update(r.seq, { ops: r.ops });
             }
           }
+        }
+        // the records last: `rewrite` may have completed them (see LogRecord.commutes)
+        for (const [i, change] of args.changes.entries()) {
+          generation += 1;
+          const record: LogRecord = { ...change, generation, pending: pending[i] ?? 0 };
+          this.count('log', record);
+          await this.log.put(record);
+          updatedAt = change.after;
         }
         if (args.changes.length > 0) {
           await this.putMeta({ generation, updatedAt } satisfies BaseVersionRecord, META_BASE_VERSION);

@@ -32,6 +32,8 @@ export interface SyncLogChange {
   batchSeq: number | null;
   acked: number | null;
   exact: boolean;
+  /** Set by the pull's `rewrite`: `keyed` commutes with the pending outbox (views may apply it). */
+  commutes?: boolean | undefined;
 }
 
 /** A rewritten outbox entry; empty `ops` deletes the entry. */
@@ -78,8 +80,9 @@ export interface SyncStore {
   }): Promise<void>;
   /**
    * After a pull by delta: in one transaction, deletes the entries `seq <= dropUpToSeq` and those
-   * acknowledged by own changes, appends `changes` (the new base is `newBase`, its token
-   * `updatedAt`), and rewrites the remaining entries through `rewrite` (synchronous, pure).
+   * acknowledged by own changes, rewrites the remaining entries through `rewrite` (synchronous,
+   * pure; it may set `commutes` on `changes`), and appends `changes` (the new base is `newBase`,
+   * its token `updatedAt`).
    */
   appendChanges(
     args: {

@@ -108,6 +108,26 @@ describe('delta sync on the local store', () => {
     expect(sorted(await d.db.export())).toEqual(sorted(server.doc));
   });
 
+  it('with edits pending, a remote change of other rows is applied to the view as it is; one of the same row rebuilds it', async () => {
+    const server = new FakeServer();
+    server.broadcast = true;
+    server.write(bigDoc(1000), false);
+    const d = await device(server, undefined, { pushDebounceMs: 1_000_000_000 });
+    const t = d.db.untypedTable('projects');
+    await t.update('p_1', { title: 'Pending here' }); // stays in the outbox
+    const load = vi.spyOn(d.store, 'load');
+    server.writeOps([{ op: 'replace', path: '/tables/projects/rows/7/1', value: 'Elsewhere' }]);
+    await eventually(async () => (await t.get('p_7'))?.title === 'Elsewhere');
+    expect(load).not.toHaveBeenCalled();
+    expect((await t.get('p_1'))?.title).toBe('Pending here');
+    server.writeOps([{ op: 'replace', path: '/tables/projects/rows/1/2', value: 'closed' }]);
+    await eventually(async () => (await t.get('p_1'))?.status === 'closed');
+    expect(load).toHaveBeenCalledTimes(1); // the same row: rebased, and the view rebuilt
+    expect((await t.get('p_1'))?.title).toBe('Pending here');
+    await d.db.flush();
+    expect(sorted(await d.db.export())).toEqual(sorted(server.doc));
+  });
+
   it('start-up replays base + log + outbox; compaction folds the log; both give the same document', async () => {
     const server = new FakeServer();
     server.broadcast = true;
