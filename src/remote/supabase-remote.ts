@@ -68,6 +68,26 @@ type RpcAnswer =
 
 let channelCounter = 0;
 
+/** Channels being removed, per client and topic (see `#subscribeBroadcast`). */
+const LEAVING = new WeakMap<SupabaseClient, Map<string, Promise<unknown>>>();
+
+function leaving(client: SupabaseClient, topic: string): Promise<unknown> {
+  return LEAVING.get(client)?.get(topic) ?? Promise.resolve();
+}
+
+function setLeaving(client: SupabaseClient, topic: string, removal: Promise<unknown>): void {
+  let byTopic = LEAVING.get(client);
+  if (byTopic === undefined) {
+    byTopic = new Map();
+    LEAVING.set(client, byTopic);
+  }
+  const done = removal.catch(() => undefined);
+  byTopic.set(topic, done);
+  void done.then(() => {
+    if (byTopic.get(topic) === done) byTopic.delete(topic);
+  });
+}
+
 /** A `since` no change is newer than (the probe of {@link SupabaseRemote}). */
 const FAR_FUTURE = '9999-12-31T00:00:00.000000Z';
 
@@ -190,25 +210,29 @@ export class SupabaseRemote implements Remote {
     active: () => boolean,
   ): () => void {
     const topic = `userdb:${userId}`;
-    // realtime-js hands out one channel per topic and client: a leftover one cannot take new bindings
-    for (const old of this.#client.getChannels()) {
-      if (old.topic === `realtime:${topic}`) void this.#client.removeChannel(old).catch(() => undefined);
-    }
-    const channel = this.#client.channel(topic, { config: { private: true } });
+    const client = this.#client;
     let open = true;
-    channel.on('broadcast', { event: 'change' }, (message: { payload?: unknown }) => {
-      if (open && active()) handlers.onChange(toBroadcastChange(message.payload));
-    });
+    let channel: ReturnType<SupabaseClient['channel']> | undefined;
     void (async () => {
+      // realtime-js keeps one channel per topic and client, and drops every channel of a topic when
+      // one of them closes: wait until an earlier channel of this topic is gone before joining
+      await leaving(client, topic);
+      for (const old of client.getChannels()) {
+        if (old.topic === `realtime:${topic}`) await client.removeChannel(old).catch(() => undefined);
+      }
       // a private join carries the user's access token: hand the session's token to Realtime first
       try {
-        const { data } = await this.#client.auth.getSession();
+        const { data } = await client.auth.getSession();
         const token = data.session?.access_token;
-        if (token !== undefined) await this.#client.realtime.setAuth(token);
+        if (token !== undefined) await client.realtime.setAuth(token);
       } catch {
         // no session yet: the join is refused, realtime-js retries, onAuthChange re-authorizes
       }
       if (!open || !active()) return;
+      channel = client.channel(topic, { config: { private: true } });
+      channel.on('broadcast', { event: 'change' }, (message: { payload?: unknown }) => {
+        if (open && active()) handlers.onChange(toBroadcastChange(message.payload));
+      });
       channel.subscribe((status, err) => {
         this.#onStatus(status, err, handlers, () => open && active());
         // a refused join on a server that may not have the change log: find out, and fall back
@@ -220,7 +244,7 @@ export class SupabaseRemote implements Remote {
     return () => {
       if (!open) return;
       open = false;
-      void this.#client.removeChannel(channel).catch(() => undefined);
+      if (channel !== undefined) setLeaving(client, topic, client.removeChannel(channel));
     };
   }
 
