@@ -92,6 +92,23 @@ describe.runIf(hasDeltaServer)('delta sync through the dev server', () => {
     expect((await b.db.table('projects').get('p_9'))?.title).toBe('Burst 9');
   });
 
+  it('a push whose answer was lost: its own change comes back in the chain and acknowledges the outbox', async () => {
+    const { a, b } = await pair();
+    server.faults.dropResponseAfterCommit((c) => c.fn === 'userdb_patch');
+    await a.db.table('projects').update('p_3', { title: 'Answer lost' });
+    await b.db.table('projects').update('p_4', { title: 'Meanwhile on B' });
+    await b.engine.flush();
+    await eventually(() => server.faults.droppedResponses > 0, 10_000, 'a dropped answer');
+    server.faults.reset();
+    await a.engine.flush();
+    await converged([a, b]);
+    expect(a.conflicts).toEqual([]);
+    expect((await b.db.table('projects').get('p_3'))?.title).toBe('Answer lost');
+    // applied once: the server's document has exactly one p_3 row
+    const doc = await a.db.export();
+    expect(doc.tables.projects?.rows.filter((r) => r[0] === 'p_3')).toHaveLength(1);
+  });
+
   it('both devices edit the same field: both converge; the winner reports field_changed, the loser overridden', async () => {
     const { a, b } = await pair();
     a.setOffline(true);
