@@ -107,6 +107,9 @@ interface FlushWaiter extends Waiter {
 
 /** Own cell writes remembered for `overridden` conflicts (the oldest are forgotten). */
 const MAX_OWN_WRITES = 10_000;
+/** Batches of more ops are not translated to remember own writes. */
+const MAX_REMEMBERED_OPS = 1000;
+const CELL_OP = /^\/tables\/[^/]+\/rows\/\d+\/\d+$/;
 const CELL_PATH = /^\/tables\/([^/]+)\/rows\/([^/]+)\/([^/]+)$/;
 
 /** A cell's id as in keyed paths (escaped segments joined by `/`). */
@@ -693,6 +696,10 @@ export class SyncEngine {
     before: string,
     after: string,
   ): void {
+    // cells only, and not for bulk batches (an offline backlog): translating those costs O(batch)
+    if (ops.length > MAX_REMEMBERED_OPS || !ops.some((op) => op.op === 'replace' && CELL_OP.test(op.path))) {
+      return;
+    }
     let keyed: PatchOp[] | null;
     try {
       keyed =
