@@ -8,6 +8,7 @@ import { Dexie } from 'dexie';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CompactDoc, Json, PatchOp } from '../../src/doc/index.js';
+import { BadPatchError } from '../../src/errors.js';
 import { createUserDb, type UserDb } from '../../src/index.js';
 import { LocalStore } from '../../src/store/index.js';
 import { SyncEngine, type SyncOptions } from '../../src/sync/engine.js';
@@ -112,9 +113,14 @@ describe('delta sync on the local store', () => {
     const server = new FakeServer();
     server.broadcast = true;
     server.write(bigDoc(1000), false);
-    const d = await device(server, undefined, { pushDebounceMs: 1_000_000_000 });
+    const d = await device(server);
+    // the edit stays pending: every push is refused (a pull retries it, and it is refused again)
+    d.remote.beforePatch = () => {
+      throw new BadPatchError('userdb_patch: held by the test');
+    };
     const t = d.db.untypedTable('projects');
-    await t.update('p_1', { title: 'Pending here' }); // stays in the outbox
+    await t.update('p_1', { title: 'Pending here' });
+    await eventually(() => d.engine.status.state === 'error');
     const load = vi.spyOn(d.store, 'load');
     server.writeOps([{ op: 'replace', path: '/tables/projects/rows/7/1', value: 'Elsewhere' }]);
     await eventually(async () => (await t.get('p_7'))?.title === 'Elsewhere');
@@ -124,6 +130,8 @@ describe('delta sync on the local store', () => {
     await eventually(async () => (await t.get('p_1'))?.status === 'closed');
     expect(load).toHaveBeenCalledTimes(1); // the same row: rebased, and the view rebuilt
     expect((await t.get('p_1'))?.title).toBe('Pending here');
+    expect(await d.store.countOutbox()).toBe(1);
+    d.remote.beforePatch = undefined;
     await d.db.flush();
     expect(sorted(await d.db.export())).toEqual(sorted(server.doc));
   });
