@@ -191,6 +191,15 @@ function tableOf(
 }
 
 function applyWhole(doc: CompactDoc, op: PatchOp, at: string): CompactDoc {
+  if (op.path === '') {
+    // a whole-document write (`userdb_set` of the empty path): validated whole at the end
+    if (op.op === 'replace' || op.op === 'add') return op.value as unknown as CompactDoc;
+    if (op.op === 'test') {
+      if (!jsonEqual(doc as unknown as Json, op.value)) throw invalid(at, 'test failed');
+      return doc;
+    }
+    throw invalid(at, 'the document cannot be removed');
+  }
   try {
     return applyCompact(doc, [op]);
   } catch (e) {
@@ -293,6 +302,7 @@ function applyRowOp(
       own(w)[i] = values;
       keyed.push(keyedOp.replaceRow(name, key, rowFromArray(w.table.schema, values)));
     } else {
+      keysOf(w); // built from the rows before this op
       dropKey(w, oldKey);
       addKey(w, name, key, at);
       own(w)[i] = values;
@@ -325,6 +335,11 @@ function applyRowOp(
     at,
   );
   const key = keyOfArray(info, values);
+  if (key !== oldKey) {
+    keysOf(w); // built from the rows before this op
+    dropKey(w, oldKey);
+    addKey(w, name, key, at);
+  }
   own(w)[i] = values;
   for (const t of tests) {
     if (t.table === name && t.key === oldKey && t.field === field.name) t.written = values[j] ?? null;
@@ -332,8 +347,6 @@ function applyRowOp(
   if (key === oldKey) {
     keyed.push(keyedOp.setCell(name, key, field.name, values[j] ?? null));
   } else {
-    dropKey(w, oldKey);
-    addKey(w, name, key, at);
     keyed.push(
       keyedOp.removeRow(name, oldKey),
       keyedOp.addRow(name, key, rowFromArray(w.table.schema, values)),
