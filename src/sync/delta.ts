@@ -22,6 +22,7 @@ import {
   parseCompactDoc,
   tableToKeyed,
 } from '../doc/index.js';
+import { getOwn, setOwn } from '../doc/json.js';
 import { splitPointer } from '../doc/pointer.js';
 import { keyOfArray, schemaInfo } from '../doc/schema-info.js';
 import type { Json } from '../doc/types.js';
@@ -84,7 +85,7 @@ export function applyChain(
   const flush = (): CompactDoc => {
     if (working.size === 0) return current;
     const tables = { ...current.tables };
-    for (const [name, w] of working) tables[name] = w.table;
+    for (const [name, w] of working) setOwn(tables, name, w.table);
     working.clear();
     current = { ...current, tables };
     return current;
@@ -125,7 +126,7 @@ export function applyChain(
     if (rewritten.size > 0) {
       const doc2 = flush();
       for (const name of rewritten) {
-        const table = doc2.tables[name];
+        const table = getOwn(doc2.tables, name);
         // drop the table's row ops emitted before: the whole table replaces them
         const prefix = `/tables/${name.replaceAll('~', '~0').replaceAll('/', '~1')}/`;
         for (let i = keyed.length - 1; i >= 0; i--) {
@@ -139,7 +140,7 @@ export function applyChain(
           } catch (e) {
             throw invalid(where, `table "${name}" is invalid afterwards: ${(e as Error).message}`);
           }
-          const clean = checked.tables[name] as CompactTable;
+          const clean = getOwn(checked.tables, name) as CompactTable;
           current = { ...current, tables: { ...current.tables, [name]: clean } };
           keyed.push(keyedOp.addTable(name, tableToKeyed(name, clean)));
         }
@@ -248,7 +249,7 @@ function checkRow(name: string, w: WorkingTable, values: unknown, at: string): J
       version: 1,
       tables: { [name]: { schema: w.table.schema, rows: [values] } },
     });
-    return (doc.tables[name] as CompactTable).rows[0] as Json[];
+    return (getOwn(doc.tables, name) as CompactTable).rows[0] as Json[];
   } catch (e) {
     throw invalid(at, (e as Error).message);
   }

@@ -9,6 +9,7 @@
  * transaction; a whole document replaces the base with the outbox rebased on it.
  */
 import { type CompactDoc, type Json, jsonEqual, type PatchOp, splitPointer } from '../doc/index.js';
+import { getOwn, setOwn } from '../doc/json.js';
 import type { Remote, RemoteDelta, RemoteSnapshot } from '../remote/index.js';
 import { compareTokens, InvalidChangeError, tokenMicros } from '../remote/index.js';
 import { applyChain, type CellTest } from './delta.js';
@@ -233,9 +234,8 @@ function tablesOf(doc: CompactDoc, entries: readonly SyncOutboxEntry[]): Compact
       } catch {
         continue;
       }
-      if (name !== undefined && Object.hasOwn(doc.tables, name)) {
-        tables[name] = doc.tables[name] as CompactDoc['tables'][string];
-      }
+      const table = name === undefined ? undefined : getOwn(doc.tables, name);
+      if (name !== undefined && table !== undefined) setOwn(tables, name, table);
     }
   }
   return { ...doc, tables };
