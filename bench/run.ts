@@ -23,7 +23,7 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const save = args.includes('--save');
 const only = new Set(
-  (args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? '1,2,3,4,5,6,7,8')
+  (args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? '1,2,3,4,5,6,7,8,9')
     .split(',')
     .map(Number),
 );
@@ -43,8 +43,8 @@ if ([1, 2, 3, 4].some((w) => only.has(w))) {
   const all = await localWorkloads(backend, local);
   figures.push(...all.filter((f) => only.has(f.workload)));
 }
-if (only.has(5) || only.has(6)) {
-  const sync = await syncWorkloads({ quick, log });
+if (only.has(5) || only.has(6) || only.has(9)) {
+  const sync = await syncWorkloads({ quick, log }, only);
   figures.push(...sync.filter((f) => only.has(f.workload)));
 }
 if (only.has(7))

@@ -10,6 +10,7 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import WebSocket from 'ws';
 import { createUserDb, type UserDb } from '../../src/index.js';
+import type { SyncOptions } from '../../src/sync/engine.js';
 import { ManualSignal } from '../../src/sync/env.js';
 import type { SyncStatus } from '../../src/sync/index.js';
 import { schema } from './data.js';
@@ -28,6 +29,10 @@ export interface Device {
   db: UserDb<typeof schema.definition>;
   sb: SupabaseClient;
   rpcs: RpcRecord[];
+  /** Bytes received: RPC response bodies and Realtime frames. */
+  received: { rpc: number; realtime: number };
+  /** The device's IndexedDB (to reopen it, as after a sleep). */
+  indexedDB: IDBFactory;
   /** Resolves once every write made before the call is on the server. */
   flush(): Promise<void>;
   setOffline(offline: boolean): void;
@@ -47,10 +52,22 @@ export function makeClient(
   server: ServerAddress,
   rpcs: RpcRecord[],
   gate: { offline: boolean },
+  received?: { rpc: number; realtime: number },
 ): SupabaseClient {
+  class CountingWebSocket extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args);
+      this.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+        if (received === undefined) return;
+        received.realtime += Array.isArray(data)
+          ? data.reduce((n, b) => n + b.byteLength, 0)
+          : data.byteLength;
+      });
+    }
+  }
   return createClient(server.url, server.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-    realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor },
+    realtime: { transport: CountingWebSocket as unknown as WebSocketLikeConstructor },
     global: {
       fetch: (input, init) => {
         if (gate.offline) return Promise.reject(new TypeError('fetch failed (device offline)'));
@@ -65,8 +82,9 @@ export function makeClient(
         };
         rpcs.push(record);
         const t0 = performance.now();
-        return fetch(input, init).then((res) => {
+        return fetch(input, init).then(async (res) => {
           record.ms = performance.now() - t0;
+          if (received !== undefined) received.rpc += (await res.clone().arrayBuffer()).byteLength;
           return res;
         });
       },
@@ -92,31 +110,40 @@ export async function signIn(
   user: User,
   rpcs: RpcRecord[] = [],
   gate = { offline: false },
+  received?: { rpc: number; realtime: number },
 ): Promise<SupabaseClient> {
-  const sb = makeClient(server, rpcs, gate);
+  const sb = makeClient(server, rpcs, gate, received);
   const { error } = await sb.auth.signInWithPassword({ email: user.email, password: 'bench-password-1' });
   if (error !== null) throw error;
   return sb;
 }
 
 /** Opens a device of `user` and waits for its first sync. */
-export async function openDevice(server: ServerAddress, user: User): Promise<Device> {
+export async function openDevice(
+  server: ServerAddress,
+  user: User,
+  options: { sync?: SyncOptions; indexedDB?: IDBFactory } = {},
+): Promise<Device> {
   const rpcs: RpcRecord[] = [];
   const gate = { offline: false };
   const online = new ManualSignal(true);
-  const sb = await signIn(server, user, rpcs, gate);
+  const received = { rpc: 0, realtime: 0 };
+  const sb = await signIn(server, user, rpcs, gate, received);
+  const indexedDB = options.indexedDB ?? new IDBFactory();
   // createUserDb({ supabase }) reads the user from the session and starts the sync engine with
   // its default timings; only connectivity and focus are driven by the benchmark.
   const db = await createUserDb({
     supabase: sb,
     schema,
-    indexedDB: new IDBFactory(),
+    indexedDB,
     IDBKeyRange,
-    sync: { online, focus: new ManualSignal(true) },
+    sync: { online, focus: new ManualSignal(true), ...options.sync },
   });
   const device: Device = {
     db,
     sb,
+    received,
+    indexedDB,
     flush: () => db.flush(),
     rpcs,
     setOffline(offline) {

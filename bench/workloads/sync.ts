@@ -6,6 +6,10 @@
  *    write of SEED.md (`userdb_set` of the table's whole `rows` array); then 10k edits made offline:
  *    how many round trips and how long until they are all on the server.
  * 6. Propagation: an edit on device A until a live query on device B (same user) emits it.
+ * 9. Delta sync, side by side with whole documents (`sync: { delta: false }`) at 1k/10k/100k rows:
+ *    bytes device B receives for a one-field edit by A (RPC answers + Realtime frames), A→B
+ *    propagation, IndexedDB bytes written by A's push and by B's pull, and B's catch-up after
+ *    many changes made while it was closed (requests and bytes, against the document's size).
  *
  * The dev server runs in a process of its own (PGlite in memory); devices and benchmark share
  * another. Both share the machine's cores, so the times include the server's work.
@@ -247,16 +251,176 @@ async function propagation(server: ServerAddress, rows: number, runs: number): P
   }
 }
 
-/** Runs workloads 5 and 6 on one dev server (PGlite in memory). */
-export async function syncWorkloads(o: SyncBenchOptions): Promise<Figure[]> {
+function idbBytes(d: Device): number {
+  const s = d.db.localStore.writeStats;
+  return s.meta + s.log;
+}
+
+function received(d: Device): number {
+  return d.received.rpc + d.received.realtime;
+}
+
+/** Workload 9 at one size, by delta or by whole documents. */
+async function deltaAt(
+  server: ServerAddress,
+  rows: number,
+  delta: boolean,
+  o: SyncBenchOptions,
+): Promise<{ figures: Figure[]; propagationP50: number }> {
+  const mode = delta ? 'delta' : 'whole documents';
+  const sync = { delta };
+  const user = await newUser(server);
+  const a = await openDevice(server, user, { sync });
+  let b: Device | undefined;
+  const figures: Figure[] = [];
+  try {
+    await seeded(a, rows);
+    b = await openDevice(server, user, { sync });
+    await b.settled();
+    const docBytes = Buffer.byteLength(JSON.stringify(await a.db.export()));
+    const rng = mulberry32(9009 + rows);
+    const runs = o.quick ? 5 : 20;
+    const rx: number[] = [];
+    const times: number[] = [];
+    const pushIdb: number[] = [];
+    const pullIdb: number[] = [];
+    for (let i = 0; i < 2 + runs; i++) {
+      const key = keyOf(randInt(rng, rows));
+      const title = `delta ${i}`;
+      const device = b;
+      const seen = new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error('device B did not see the edit within 30 s')),
+          30_000,
+        );
+        const sub = device.db
+          .table(TABLE)
+          .observe(key)
+          .subscribe((row) => {
+            if (row?.title === title) {
+              clearTimeout(timer);
+              queueMicrotask(() => sub.unsubscribe());
+              resolve(now());
+            }
+          });
+      });
+      const rx0 = received(b);
+      const a0 = idbBytes(a);
+      const b0 = idbBytes(b);
+      const t0 = now();
+      await a.db.table(TABLE).update(key, { title });
+      const at = await seen;
+      await a.settled();
+      await b.settled();
+      if (i < 2) continue;
+      times.push(at - t0);
+      rx.push(received(b) - rx0);
+      pushIdb.push(idbBytes(a) - a0);
+      pullIdb.push(idbBytes(b) - b0);
+    }
+    const n = label(rows);
+    const rxS = summarize(rx);
+    const prop = summarize(times);
+    figures.push(
+      {
+        workload: 9,
+        name: `${mode}: bytes B receives for a 1-field edit by A, ${n} rows`,
+        unit: 'bytes',
+        value: rxS.p50,
+        n: rxS.n,
+        ratio: rxS.p50 / docBytes,
+        ratioOf: 'of the document',
+        note: `RPC answers + Realtime frames; document ${(docBytes / 1024).toFixed(0)} KiB`,
+      },
+      timing(9, `${mode}: A edit → B live query emitted, ${n} rows`, prop),
+      {
+        workload: 9,
+        name: `${mode}: IndexedDB bytes written by A's push of a 1-field edit, ${n} rows`,
+        unit: 'bytes',
+        value: summarize(pushIdb).p50,
+        n: pushIdb.length,
+        note: 'base, log and meta records (the outbox row of the write itself not counted)',
+      },
+      {
+        workload: 9,
+        name: `${mode}: IndexedDB bytes written by B's pull of a 1-field edit, ${n} rows`,
+        unit: 'bytes',
+        value: summarize(pullIdb).p50,
+        n: pullIdb.length,
+      },
+    );
+    // catch-up: B closed while A makes many changes, then reopened on the same IndexedDB
+    const changes = o.quick ? 100 : 1000;
+    const idb = b.indexedDB;
+    await b.close();
+    b = undefined;
+    const rng2 = mulberry32(9109 + rows);
+    const items = a.db.table(TABLE);
+    let changeBytes = 0;
+    for (let i = 0; i < changes; i++) {
+      const mark = a.rpcs.length;
+      await items.update(keyOf(randInt(rng2, rows)), { status: i % 2 === 0 ? 'closed' : 'open' });
+      await a.flush();
+      changeBytes += sumBytes(a.rpcs.slice(mark), 'userdb_patch').bytes;
+    }
+    const t0 = now();
+    b = await openDevice(server, user, { sync, indexedDB: idb });
+    await b.settled();
+    const catchUp = now() - t0;
+    const pulls = b.rpcs.filter((r) => r.fn === 'userdb_pull' || r.fn === 'userdb_init').length;
+    figures.push({
+      workload: 9,
+      name: `${mode}: catch-up after ${changes} remote changes while closed, ${n} rows: bytes received`,
+      unit: 'bytes',
+      value: b.received.rpc,
+      n: 1,
+      ratio: b.received.rpc / Math.min(docBytes, changeBytes),
+      ratioOf: 'of min(document, changes)',
+      note: `${pulls} pull request(s), ${catchUp.toFixed(0)} ms to settled; document ${(docBytes / 1024).toFixed(0)} KiB, changes sent ${(changeBytes / 1024).toFixed(0)} KiB`,
+    });
+    return { figures, propagationP50: prop.p50 };
+  } finally {
+    await b?.close();
+    await a.close();
+  }
+}
+
+/** Workload 9: delta sync and whole documents side by side. */
+async function deltaWorkload(server: ServerAddress, o: SyncBenchOptions): Promise<Figure[]> {
+  const figures: Figure[] = [];
+  for (const delta of [false, true]) {
+    let floor: number | undefined;
+    for (const rows of o.quick ? [1000] : [1000, 10_000, 100_000]) {
+      o.log(`9: ${delta ? 'delta' : 'whole documents'} at ${label(rows)} rows`);
+      const r = await deltaAt(server, rows, delta, o);
+      floor ??= r.propagationP50;
+      const prop = r.figures.find((f) => f.name.includes('live query emitted'));
+      if (prop !== undefined && rows !== 1000) {
+        prop.ratio = r.propagationP50 / floor;
+        prop.ratioOf = 'vs 1k rows, same mode';
+      }
+      figures.push(...r.figures);
+    }
+  }
+  return figures;
+}
+
+/** Runs workloads 5, 6 and 9 on one dev server (PGlite in memory). */
+export async function syncWorkloads(o: SyncBenchOptions, only?: ReadonlySet<number>): Promise<Figure[]> {
   const server = await startServerProcess();
   try {
-    o.log('5: wire bytes');
-    const figures = await wire(server, o);
-    for (const rows of o.quick ? [1000] : [1000, 10_000]) {
-      o.log(`6: propagation at ${label(rows)} rows`);
-      figures.push(await propagation(server, rows, o.quick ? 5 : rows >= 10_000 ? 20 : 30));
+    const figures: Figure[] = [];
+    if (only === undefined || only.has(5)) {
+      o.log('5: wire bytes');
+      figures.push(...(await wire(server, o)));
     }
+    if (only === undefined || only.has(6)) {
+      for (const rows of o.quick ? [1000] : [1000, 10_000]) {
+        o.log(`6: propagation at ${label(rows)} rows`);
+        figures.push(await propagation(server, rows, o.quick ? 5 : rows >= 10_000 ? 20 : 30));
+      }
+    }
+    if (only === undefined || only.has(9)) figures.push(...(await deltaWorkload(server, o)));
     return figures;
   } finally {
     await server.stop();

@@ -62,6 +62,7 @@ import {
   type AppendedCommits,
   deleteLocalDatabase,
   LocalStore,
+  type LogRecord,
   type OutboxEntry,
   type StoreChange,
 } from '../store/index.js';
@@ -809,25 +810,37 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     if (err !== undefined) this.errorSubject.next(err);
   }
 
-  /** Brings the view up to date with the store (after a commit of another instance). Holds the lock. */
+  /**
+   * Brings the view up to date with the store (after a commit of this or another instance): the
+   * base's logged changes since the view's generation are applied to the view (a push the view
+   * already shows changes nothing; a pulled change is applied as keyed ops), then the outbox rows
+   * the view lacks. Anything else (a whole new base, a rebased outbox) rebuilds. Holds the lock.
+   */
   private async catchUpLocked(): Promise<void> {
-    const tail = await this.store.readSince(this.appliedSeq);
+    const tail = await this.store.readSince(this.appliedSeq, this.generation);
     if (tail === undefined) {
       await this.reloadAndReport();
       return;
     }
-    if (tail.generation !== this.generation) {
-      const from = tail.pushedFrom;
-      if (from === undefined || from.generation !== this.generation || this.appliedSeq < from.upToSeq) {
-        await this.reloadAndReport();
-        return;
-      }
-      // An exact push of entries this view already has: the view is still base + outbox.
-      this.generation = tail.generation;
-    }
-    if (tail.entries.length === 0) return;
     const changed = new Set<string>();
     const rows = new ChangeSet();
+    if (tail.generation !== this.generation) {
+      const from = tail.pushedFrom;
+      const viaLog = tail.log !== undefined ? this.applyLog(tail.log, changed, rows) : 'no';
+      if (viaLog === 'failed') {
+        await this.reloadAndReport(changed);
+        return;
+      }
+      if (
+        viaLog === 'no' &&
+        (from === undefined || from.generation !== this.generation || this.appliedSeq < from.upToSeq)
+      ) {
+        await this.reloadAndReport(changed);
+        return;
+      }
+      // The view is the new base + the outbox entries it has.
+      this.generation = tail.generation;
+    }
     for (const entry of tail.entries) {
       try {
         this.view.apply(entry.ops, changed, rows);
@@ -837,7 +850,32 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       }
       this.appliedSeq = entry.seq;
     }
-    this.live.notify(rows);
+    if (changed.size > 0) this.live.notify(rows);
+  }
+
+  /**
+   * Applies the base's logged changes to the view, when the view is exactly the base of its
+   * generation plus outbox rows those changes acknowledged, or plus rows those changes commute with. `'no'` when they cannot be applied
+   * that way (nothing was changed), `'failed'` when the view was changed partly (rebuild).
+   */
+  private applyLog(log: readonly LogRecord[], changed: Set<string>, rows: ChangeSet): 'ok' | 'no' | 'failed' {
+    let touched = false;
+    for (const record of log) {
+      if (record.exact && record.acked !== null && this.appliedSeq >= record.acked) continue;
+      if (
+        record.keyed === null ||
+        (record.pending !== 0 && record.pending <= this.appliedSeq && record.commutes !== true)
+      ) {
+        return touched ? 'failed' : 'no';
+      }
+      try {
+        touched = true;
+        this.view.apply(record.keyed, changed, rows);
+      } catch {
+        return 'failed';
+      }
+    }
+    return 'ok';
   }
 
   private async reloadAndReport(alsoChanged?: ReadonlySet<string>): Promise<void> {

@@ -8,14 +8,18 @@ export type {
   Remote,
   RemoteAuthEvent,
   RemoteChange,
+  RemoteDelta,
+  RemotePull,
   RemoteSnapshot,
   RemoteSubscriptionHandlers,
 } from './remote.js';
-export { parseRemoteDoc } from './schemas.js';
+export { InvalidChangeError, parseRemoteDoc } from './schemas.js';
 export {
+  parsePullAnswer,
   type SupabaseClient,
   SupabaseRemote,
   type SupabaseRemoteOptions,
+  toBroadcastChange,
   toRemoteChange,
 } from './supabase-remote.js';
 export { compareTokens, normalizeToken, sameToken, tokenFromMicros, tokenMicros } from './token.js';

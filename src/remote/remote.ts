@@ -30,12 +30,36 @@ export interface PatchResult {
 }
 
 /**
+ * One committed change of the user's row, as the server's change log records it: the tokens
+ * before and after, the index-based ops it applied (`null` for a change whose ops are unknown or
+ * too large to broadcast), and who made it (`clientId`/`batchSeq` of a `userdb_patch`, else `null`).
+ */
+export interface RemoteDelta {
+  before: string;
+  after: string;
+  ops: PatchOp[] | null;
+  clientId: string | null;
+  batchSeq: number | null;
+}
+
+/**
+ * The answer of `userdb_pull(since, delta => true)`: the whole document (`kind: 'doc'`), or the chain
+ * of changes after `since` (`kind: 'changes'`, in commit order, every `ops` set, the first `before`
+ * equal to `since`, each `before` the previous `after`, the last `after` equal to `updatedAt`).
+ */
+export type RemotePull =
+  | { kind: 'doc'; snapshot: RemoteSnapshot }
+  | { kind: 'changes'; changes: RemoteDelta[]; updatedAt: string };
+
+/**
  * A Realtime poke about the user's row. `updatedAt` is the event's token when it had a valid one;
- * `snapshot` is set only when the event carried the whole, valid document.
+ * `snapshot` is set only when the event carried the whole, valid document (`postgres_changes`);
+ * `delta` when it was a Broadcast of the change log (its `ops` may be `null`: then pull).
  */
 export interface RemoteChange {
   updatedAt: string | null;
   snapshot: RemoteSnapshot | null;
+  delta?: RemoteDelta | undefined;
 }
 
 /** Callbacks of {@link Remote.subscribe}. */
@@ -72,6 +96,12 @@ export interface Remote {
   init(): Promise<RemoteSnapshot>;
   /** `userdb_pull(since)`: the document when it changed after `since` (or always when `null`), else `null`. */
   pull(since: string | null): Promise<RemoteSnapshot | null>;
+  /**
+   * `userdb_pull(since, delta => true)`: the changes after `since` when the server's log covers them
+   * and they are smaller than the document, else the document; `null` when nothing is newer. On a
+   * server without the change log it answers the document (the one-argument call).
+   */
+  pull(since: string | null, options: { delta: true }): Promise<RemotePull | null>;
   /** `userdb_patch(...)`. */
   patch(batch: PatchBatch): Promise<PatchResult>;
   /** Subscribes to changes of the user's row; returns the unsubscribe function. */

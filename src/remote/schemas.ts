@@ -7,6 +7,20 @@ import { type CompactDoc, parseCompactDoc } from '../doc/index.js';
 import { InvalidRemoteDocumentError } from '../errors.js';
 import { normalizeToken } from './token.js';
 
+/**
+ * A change of the server's log (in a `userdb_pull` chain or a Broadcast) that is malformed, not
+ * continuous, or does not apply to the base. Unlike an invalid document, it is not a dead end:
+ * the sync engine then asks for the whole document.
+ *
+ * @example
+ * ```ts
+ * try { applyChain(base, changes); } catch (e) { if (e instanceof InvalidChangeError) pullWhole(); }
+ * ```
+ */
+export class InvalidChangeError extends InvalidRemoteDocumentError {
+  override name = 'InvalidChangeError';
+}
+
 /** An `updated_at` token in any Postgres rendering, normalized to the canonical form. */
 export const tokenSchema = z.string().transform((text, ctx) => {
   const token = normalizeToken(text);
@@ -46,4 +60,36 @@ export const realtimePayloadSchema = z.object({
   eventType: z.enum(['INSERT', 'UPDATE', 'DELETE']),
   new: z.record(z.string(), z.unknown()).nullish(),
   errors: z.unknown().nullish(),
+});
+
+/** One RFC 6902 op of the subset `userdb_patch` applies (index-based paths, as the server logs them). */
+export const compactOpSchema = z.union([
+  z.object({ op: z.enum(['add', 'replace', 'test']), path: z.string(), value: z.json() }).strict(),
+  z.object({ op: z.literal('remove'), path: z.string() }).strict(),
+]);
+
+const batchSeqSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable();
+
+/** One entry of the server's change log: in a `userdb_pull` chain (`ops` always set) or a Broadcast. */
+export const changeSchema = z.object({
+  before: tokenSchema,
+  after: tokenSchema,
+  ops: z.array(compactOpSchema).nullable(),
+  client_id: z.string().min(1).nullable(),
+  batch_seq: batchSeqSchema,
+});
+
+/** `userdb_pull(since, delta => true)` answering a chain of changes. */
+export const changesResponseSchema = z.object({
+  changes: z.array(changeSchema.extend({ ops: z.array(compactOpSchema) })).min(1),
+  updated_at: tokenSchema,
+});
+
+/** The payload of a `change` Broadcast on `userdb:<user id>`. */
+export const broadcastPayloadSchema = z.object({
+  before: tokenSchema,
+  after: tokenSchema,
+  ops: z.array(compactOpSchema).nullish(),
+  client_id: z.string().min(1).nullish(),
+  batch_seq: batchSeqSchema.optional(),
 });

@@ -11,15 +11,18 @@ export {
   entryBytes,
   LocalStore,
   type LocalStoreOptions,
+  type LogChange,
   type OutboxTail,
   type StoreChange,
   type StoreSnapshot,
+  type StoreWriteStats,
 } from './local-store.js';
 export {
   type BaseRecord,
   type BaseVersionRecord,
   type ClientRecord,
   EMPTY_DOC,
+  type LogRecord,
   type OutboxEntry,
   outboxEntrySchema,
   patchOpSchema,

@@ -2,28 +2,39 @@
  * The durable local store: one Dexie (IndexedDB) database per user, named `userdb:<userId>`.
  *
  * Tables:
- * - `meta` (out-of-line keys): `base` → {@link BaseRecord} (last server-confirmed document and token),
- *   `baseVersion` → {@link BaseVersionRecord}, `client` → {@link ClientRecord}.
+ * - `meta` (out-of-line keys): `base` → {@link BaseRecord} (a server-confirmed document and token),
+ *   `baseVersion` → {@link BaseVersionRecord} (the current generation and token), `baseMark` →
+ *   {@link BaseMarkRecord} (the stored base was validated), `client` → {@link ClientRecord}.
+ * - `log` (key `generation`, version 2): {@link LogRecord}s, the server-acknowledged changes after
+ *   the stored base. The current base is `base` + `log`, in generation order.
  * - `outbox` (`++seq`): one {@link OutboxEntry} per committed write or transaction, append-only.
  * - `quarantine` (`++id`): records that failed validation when read back ({@link QuarantineRecord}).
  *
- * A write appends one outbox row; the base is rewritten only by {@link LocalStore.commitPush} and
- * {@link LocalStore.replaceBase} (the sync engine). This is the only module of userdb that imports Dexie.
+ * A write appends one outbox row. A push or a delta pull appends its changes to `log` in the
+ * transaction that deletes the acknowledged outbox rows (O(change)); a whole document received
+ * from the server replaces `base` and empties `log`; {@link LocalStore.compact} folds `log` into
+ * `base` in the background. This is the only module of userdb that imports Dexie.
  */
 import { Dexie, type Table as DexieTable } from 'dexie';
 import type { CompactDoc, PatchOp } from '../doc/index.js';
-import { parseCompactDoc } from '../doc/index.js';
+import { applyCompact, parseCompactDoc } from '../doc/index.js';
 import { StorageError } from '../errors.js';
 import { toStorageError } from './errors.js';
 import {
+  type BaseMarkRecord,
   type BaseRecord,
   type BaseVersionRecord,
+  baseMarkSchema,
   baseRecordShape,
   type ClientRecord,
   clientRecordSchema,
+  DOC_VALIDATION,
   describeIssues,
   EMPTY_DOC,
+  type LogRecord,
+  logRecordSchema,
   META_BASE,
+  META_BASE_MARK,
   META_BASE_VERSION,
   META_CLIENT,
   type OutboxEntry,
@@ -37,6 +48,18 @@ export interface LocalStoreOptions {
   indexedDB?: IDBFactory | undefined;
   IDBKeyRange?: typeof IDBKeyRange | undefined;
 }
+
+/** What the store wrote to IndexedDB so far (UTF-8 JSON bytes of the records put), per table. */
+export interface StoreWriteStats {
+  meta: number;
+  log: number;
+  outbox: number;
+  /** Times the whole base document was written. */
+  baseWrites: number;
+}
+
+/** A change to append to the log (see {@link LocalStore.appendLog}). */
+export type LogChange = Omit<LogRecord, 'generation' | 'pending'>;
 
 /** What {@link LocalStore.load} found: the base, the pending outbox, and the records it quarantined. */
 export interface StoreSnapshot {
@@ -87,6 +110,11 @@ export interface OutboxTail {
   /** Set when the current base came from an exact push (see {@link BaseVersionRecord.pushedFrom}). */
   pushedFrom: { generation: number; upToSeq: number } | undefined;
   entries: OutboxEntry[];
+  /**
+   * With `fromGeneration`: the log records from that generation to the current one, in order, or
+   * `undefined` when the log does not cover them (a whole base was stored, or they were compacted).
+   */
+  log?: LogRecord[] | undefined;
 }
 
 interface MetaValue {
@@ -96,6 +124,7 @@ interface MetaValue {
 type Meta = DexieTable<MetaValue, string>;
 type Outbox = DexieTable<OutboxEntry, number, Omit<OutboxEntry, 'seq'>>;
 type Quarantine = DexieTable<QuarantineRecord, number>;
+type Log = DexieTable<LogRecord, number>;
 
 /** The IndexedDB database name of a user's local data. */
 export function databaseName(userId: string): string {
@@ -109,6 +138,8 @@ function createDexie(options: LocalStoreOptions): Dexie {
   if (options.IDBKeyRange !== undefined) dexieOptions.IDBKeyRange = options.IDBKeyRange;
   const db = new Dexie(databaseName(options.userId), dexieOptions);
   db.version(1).stores({ meta: '', outbox: '++seq', quarantine: '++id' });
+  // version 2: the log of acknowledged changes after the base (no data migration: an empty log)
+  db.version(2).stores({ meta: '', outbox: '++seq', quarantine: '++id', log: 'generation' });
   return db;
 }
 
@@ -150,6 +181,9 @@ export class LocalStore {
   private readonly meta: Meta;
   private readonly outbox: Outbox;
   private readonly quarantine: Quarantine;
+  private readonly log: Log;
+  /** Bytes written to IndexedDB by this instance (for tests and benchmarks). */
+  readonly writeStats: StoreWriteStats = { meta: 0, log: 0, outbox: 0, baseWrites: 0 };
   private readonly listeners = new Set<(change: StoreChange) => void>();
   private clientIdValue = '';
   /** Seqs this instance appended whose change notification has not been seen yet. */
@@ -163,6 +197,7 @@ export class LocalStore {
     this.meta = db.table('meta');
     this.outbox = db.table('outbox');
     this.quarantine = db.table('quarantine');
+    this.log = db.table('log');
   }
 
   /**
@@ -207,78 +242,93 @@ export class LocalStore {
     const problems: StorageError[] = [];
     const now = new Date().toISOString();
     try {
-      return await this.db.transaction('rw', this.meta, this.outbox, this.quarantine, async () => {
-        const putAside = async (
-          source: QuarantineRecord['source'],
-          key: string,
-          record: unknown,
-          reason: string,
-        ) => {
-          await this.quarantine.add({ source, key, record, reason, quarantinedAt: now });
-        };
-        const versionRaw = await this.meta.get(META_BASE_VERSION);
-        const lastGeneration =
-          typeof versionRaw?.generation === 'number' && Number.isSafeInteger(versionRaw.generation)
-            ? versionRaw.generation
-            : 0;
-        let base: BaseRecord = { doc: EMPTY_DOC, updatedAt: null, generation: lastGeneration };
-        const baseRaw = await this.meta.get(META_BASE);
-        if (baseRaw !== undefined) {
-          const reason = baseIssue(baseRaw);
-          if (typeof reason === 'string') {
-            await putAside('meta', META_BASE, baseRaw, reason);
-            const generation = lastGeneration + 1;
-            await this.meta.delete(META_BASE);
-            await this.meta.put(
-              { generation, updatedAt: null } satisfies BaseVersionRecord,
-              META_BASE_VERSION,
-            );
-            base = { doc: EMPTY_DOC, updatedAt: null, generation };
-            problems.push(
-              new StorageError(
-                `the stored base document is invalid (${reason}); it was moved to the quarantine and ` +
-                  'userdb continues from an empty base until the next pull',
-              ),
-            );
+      return await this.db.transaction(
+        'rw',
+        [this.meta, this.outbox, this.quarantine, this.log],
+        async () => {
+          const putAside = async (
+            source: QuarantineRecord['source'],
+            key: string,
+            record: unknown,
+            reason: string,
+          ) => {
+            await this.quarantine.add({ source, key, record, reason, quarantinedAt: now });
+          };
+          const versionRaw = await this.meta.get(META_BASE_VERSION);
+          const lastGeneration = generationOf(versionRaw);
+          let base: BaseRecord = { doc: EMPTY_DOC, updatedAt: null, generation: lastGeneration };
+          const baseRaw = await this.meta.get(META_BASE);
+          const logRaw: unknown[] = await this.log.toArray();
+          if (baseRaw !== undefined || logRaw.length > 0) {
+            const checked = assembleBase(baseRaw, await this.meta.get(META_BASE_MARK), logRaw, versionRaw);
+            if (typeof checked === 'string') {
+              if (baseRaw !== undefined) await putAside('meta', META_BASE, baseRaw, checked);
+              for (const r of logRaw) await putAside('log', logKeyOf(r), r, checked);
+              const generation = lastGeneration + 1;
+              await this.meta.delete(META_BASE);
+              await this.meta.delete(META_BASE_MARK);
+              await this.log.clear();
+              await this.meta.put(
+                { generation, updatedAt: null } satisfies BaseVersionRecord,
+                META_BASE_VERSION,
+              );
+              base = { doc: EMPTY_DOC, updatedAt: null, generation };
+              problems.push(
+                new StorageError(
+                  `the stored base document is invalid (${checked}); it was moved to the quarantine and ` +
+                    'userdb continues from an empty base until the next pull',
+                ),
+              );
+            } else {
+              base = checked.base;
+              if (checked.storedGeneration !== undefined) {
+                // validated now: the next start need not validate it again
+                await this.putMeta(
+                  {
+                    generation: checked.storedGeneration,
+                    validation: DOC_VALIDATION,
+                  } satisfies BaseMarkRecord,
+                  META_BASE_MARK,
+                );
+              }
+            }
+          }
+          const clientRaw = await this.meta.get(META_CLIENT);
+          const client = clientRecordSchema.safeParse(clientRaw);
+          if (client.success) {
+            this.clientIdValue = client.data.clientId;
           } else {
-            base = reason;
+            if (clientRaw !== undefined) {
+              await putAside('meta', META_CLIENT, clientRaw, describeIssues(client.error));
+              problems.push(
+                new StorageError('the stored client record is invalid; it was quarantined and replaced'),
+              );
+            }
+            const fresh: ClientRecord = { clientId: crypto.randomUUID(), nextBatchSeq: 1 };
+            await this.meta.put({ ...fresh }, META_CLIENT);
+            this.clientIdValue = fresh.clientId;
           }
-        }
-        const clientRaw = await this.meta.get(META_CLIENT);
-        const client = clientRecordSchema.safeParse(clientRaw);
-        if (client.success) {
-          this.clientIdValue = client.data.clientId;
-        } else {
-          if (clientRaw !== undefined) {
-            await putAside('meta', META_CLIENT, clientRaw, describeIssues(client.error));
+          const entries: OutboxEntry[] = [];
+          const rawEntries: unknown[] = await this.outbox.toArray();
+          const rawKeys = await this.outbox.toCollection().primaryKeys();
+          for (let i = 0; i < rawEntries.length; i++) {
+            const raw = rawEntries[i];
+            const key = rawKeys[i] as number;
+            const parsed = outboxEntrySchema.safeParse(raw);
+            if (parsed.success) {
+              entries.push(parsed.data);
+              continue;
+            }
+            const reason = describeIssues(parsed.error);
+            await putAside('outbox', String(key), raw, reason);
+            await this.outbox.delete(key);
             problems.push(
-              new StorageError('the stored client record is invalid; it was quarantined and replaced'),
+              new StorageError(`outbox entry ${key} is invalid (${reason}); it was moved to the quarantine`),
             );
           }
-          const fresh: ClientRecord = { clientId: crypto.randomUUID(), nextBatchSeq: 1 };
-          await this.meta.put({ ...fresh }, META_CLIENT);
-          this.clientIdValue = fresh.clientId;
-        }
-        const entries: OutboxEntry[] = [];
-        const rawEntries: unknown[] = await this.outbox.toArray();
-        const rawKeys = await this.outbox.toCollection().primaryKeys();
-        for (let i = 0; i < rawEntries.length; i++) {
-          const raw = rawEntries[i];
-          const key = rawKeys[i] as number;
-          const parsed = outboxEntrySchema.safeParse(raw);
-          if (parsed.success) {
-            entries.push(parsed.data);
-            continue;
-          }
-          const reason = describeIssues(parsed.error);
-          await putAside('outbox', String(key), raw, reason);
-          await this.outbox.delete(key);
-          problems.push(
-            new StorageError(`outbox entry ${key} is invalid (${reason}); it was moved to the quarantine`),
-          );
-        }
-        return { base, entries, problems };
-      });
+          return { base, entries, problems };
+        },
+      );
     } catch (e) {
       throw toStorageError('reading the local database', e);
     }
@@ -288,10 +338,10 @@ export class LocalStore {
    * The outbox entries with a seq above `seq` and the current base generation, read in one
    * transaction; `undefined` when one of them fails validation (then call {@link load}).
    */
-  async readSince(seq: number): Promise<OutboxTail | undefined> {
+  async readSince(seq: number, fromGeneration?: number): Promise<OutboxTail | undefined> {
     this.assertOpen();
     try {
-      return await this.db.transaction('r', this.meta, this.outbox, async () => {
+      return await this.db.transaction('r', this.meta, this.outbox, this.log, async () => {
         const version = await this.meta.get(META_BASE_VERSION);
         const raw: unknown[] = await this.outbox.where(':id').above(seq).toArray();
         const entries: OutboxEntry[] = [];
@@ -300,7 +350,24 @@ export class LocalStore {
           if (!parsed.success) return undefined;
           entries.push(parsed.data);
         }
-        return { generation: generationOf(version), pushedFrom: pushedFromOf(version), entries };
+        const generation = generationOf(version);
+        const tail: OutboxTail = { generation, pushedFrom: pushedFromOf(version), entries };
+        if (fromGeneration !== undefined && fromGeneration < generation) {
+          const rawLog: unknown[] = await this.log.where(':id').above(fromGeneration).toArray();
+          const log: LogRecord[] = [];
+          for (const r of rawLog) {
+            const parsed = logRecordSchema.safeParse(r);
+            if (!parsed.success) break;
+            log.push(parsed.data);
+          }
+          const covers =
+            log.length === generation - fromGeneration &&
+            log.every((r, i) => r.generation === fromGeneration + 1 + i);
+          tail.log = covers ? log : undefined;
+        } else if (fromGeneration !== undefined) {
+          tail.log = [];
+        }
+        return tail;
       });
     } catch (e) {
       throw toStorageError('reading the outbox', e);
@@ -324,7 +391,9 @@ export class LocalStore {
       return await this.db.transaction('rw', this.meta, this.outbox, async () => {
         const previous = await this.outbox.orderBy(':id').lastKey();
         const version = await this.meta.get(META_BASE_VERSION);
-        const seq = await this.outbox.add({ ops, createdAt: new Date().toISOString() });
+        const record = { ops, createdAt: new Date().toISOString() };
+        this.count('outbox', record);
+        const seq = await this.outbox.add(record);
         const generation = generationOf(version);
         added = seq;
         this.ownAppends.add(seq);
@@ -392,20 +461,139 @@ export class LocalStore {
    */
   async readBase(): Promise<BaseRecord> {
     this.assertOpen();
-    let raw: { base: unknown; version: MetaValue | undefined };
+    let raw: { base: unknown; mark: unknown; log: unknown[]; version: MetaValue | undefined };
     try {
-      raw = await this.db.transaction('r', this.meta, async () => ({
+      raw = await this.db.transaction('r', this.meta, this.log, async () => ({
         base: await this.meta.get(META_BASE),
+        mark: await this.meta.get(META_BASE_MARK),
+        log: await this.log.toArray(),
         version: await this.meta.get(META_BASE_VERSION),
       }));
     } catch (e) {
       throw toStorageError('reading the base document', e);
     }
-    if (raw.base === undefined) {
+    if (raw.base === undefined && raw.log.length === 0) {
       return { doc: EMPTY_DOC, updatedAt: null, generation: generationOf(raw.version) };
     }
-    const checked = baseIssue(raw.base);
-    return typeof checked === 'string' ? (await this.load()).base : checked;
+    const checked = assembleBase(raw.base, raw.mark, raw.log, raw.version);
+    return typeof checked === 'string' ? (await this.load()).base : checked.base;
+  }
+
+  /**
+   * After a push or a pull by delta, in ONE IndexedDB transaction: deletes the outbox entries
+   * `seq <= dropUpToSeq` (and `<= acked` of own changes), appends `changes` to the log (each a new
+   * base generation), rewrites the remaining outbox entries through `rewrite` (synchronous; an
+   * entry rewritten to no ops is deleted), and stores the new token and `nextBatchSeq` if given.
+   * The stored base document is not rewritten: what this writes follows the size of the changes.
+   *
+   * @example
+   * ```ts
+   * await store.appendLog({ changes: [{ before, after, ops, keyed: null, clientId, batchSeq: 7, acked: 7, exact: true }] });
+   * ```
+   */
+  async appendLog(
+    args: {
+      changes: readonly LogChange[];
+      dropUpToSeq?: number | undefined;
+      nextBatchSeq?: number | undefined;
+    },
+    rewrite?: (entries: OutboxEntry[]) => { seq: number; ops: PatchOp[] }[],
+  ): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.db.transaction('rw', this.meta, this.outbox, this.log, async () => {
+        let generation = generationOf(await this.meta.get(META_BASE_VERSION));
+        let updatedAt: string | null = null;
+        let dropped = 0;
+        const drop = async (upTo: number) => {
+          if (upTo <= dropped) return;
+          await this.outbox.where(':id').belowOrEqual(upTo).delete();
+          dropped = upTo;
+        };
+        if (args.dropUpToSeq !== undefined) await drop(args.dropUpToSeq);
+        // which outbox entries each change leaves pending (before the rewrite may delete some)
+        const pending: number[] = [];
+        for (const change of args.changes) {
+          if (change.acked !== null) await drop(change.acked);
+          const first = await this.outbox.orderBy(':id').firstKey();
+          pending.push(typeof first === 'number' ? first : 0);
+        }
+        if (rewrite !== undefined) {
+          const entries = validEntries(await this.outbox.toArray());
+          const seqs = new Set(entries.map((e) => e.seq));
+          for (const r of rewrite(entries)) {
+            if (!seqs.has(r.seq)) continue;
+            if (r.ops.length === 0) await this.outbox.delete(r.seq);
+            else {
+              this.writeStats.outbox += byteLength(r.ops);
+              await this.outbox.update(r.seq, { ops: r.ops });
+            }
+          }
+        }
+        // the records last: `rewrite` may have completed them (see LogRecord.commutes)
+        for (const [i, change] of args.changes.entries()) {
+          generation += 1;
+          const record: LogRecord = { ...change, generation, pending: pending[i] ?? 0 };
+          this.count('log', record);
+          await this.log.put(record);
+          updatedAt = change.after;
+        }
+        if (args.changes.length > 0) {
+          await this.putMeta({ generation, updatedAt } satisfies BaseVersionRecord, META_BASE_VERSION);
+        }
+        if (args.nextBatchSeq !== undefined) await this.writeNextBatchSeq(args.nextBatchSeq);
+      });
+    } catch (e) {
+      throw toStorageError('storing the acknowledged changes', e);
+    }
+  }
+
+  /**
+   * Folds the log up to `generation` into the stored base: `doc` must be the base of that
+   * generation (the sync engine keeps it in memory). One IndexedDB transaction; a log that moved
+   * on meanwhile is folded only up to `generation`; nothing happens when `generation` is no longer
+   * in the log. Runs in the background, never on the write path.
+   *
+   * @example
+   * ```ts
+   * await store.compact({ generation, doc, updatedAt });
+   * ```
+   */
+  async compact(args: { generation: number; doc: CompactDoc; updatedAt: string | null }): Promise<boolean> {
+    this.assertOpen();
+    try {
+      return await this.db.transaction('rw', this.meta, this.log, async () => {
+        const record: unknown = await this.log.get(args.generation);
+        const parsed = logRecordSchema.safeParse(record);
+        if (!parsed.success || parsed.data.after !== args.updatedAt) return false;
+        this.writeStats.baseWrites += 1;
+        await this.putMeta(
+          { doc: args.doc, updatedAt: args.updatedAt, generation: args.generation } satisfies BaseRecord,
+          META_BASE,
+        );
+        await this.putMeta(
+          { generation: args.generation, validation: DOC_VALIDATION } satisfies BaseMarkRecord,
+          META_BASE_MARK,
+        );
+        await this.log.where(':id').belowOrEqual(args.generation).delete();
+        return true;
+      });
+    } catch (e) {
+      throw toStorageError('compacting the local base', e);
+    }
+  }
+
+  /** Number of log records and the UTF-8 bytes of their ops (what a compaction would fold). */
+  async logSize(): Promise<{ records: number; bytes: number }> {
+    this.assertOpen();
+    try {
+      const records: unknown[] = await this.log.toArray();
+      let bytes = 0;
+      for (const r of records) bytes += byteLength((r as { ops?: unknown }).ops ?? null);
+      return { records: records.length, bytes };
+    } catch (e) {
+      throw toStorageError('reading the local log', e);
+    }
   }
 
   /**
@@ -427,10 +615,32 @@ export class LocalStore {
     upToSeq: number;
     nextBatchSeq?: number;
     exact?: boolean;
+    /** The index-based ops the server applied: then they are logged instead of storing `newBase`. */
+    ops?: PatchOp[] | undefined;
+    /** The token `ops` were applied on (with `ops`). */
+    before?: string | null | undefined;
   }): Promise<void> {
     this.assertOpen();
+    if (args.ops !== undefined) {
+      await this.appendLog({
+        changes: [
+          {
+            before: args.before ?? null,
+            after: args.updatedAt,
+            ops: args.ops,
+            keyed: null,
+            clientId: this.clientIdValue,
+            batchSeq: args.upToSeq,
+            acked: args.upToSeq,
+            exact: args.exact === true,
+          },
+        ],
+        nextBatchSeq: args.nextBatchSeq,
+      });
+      return;
+    }
     try {
-      await this.db.transaction('rw', this.meta, this.outbox, async () => {
+      await this.db.transaction('rw', this.meta, this.outbox, this.log, async () => {
         await this.writeBase(args.newBase, args.updatedAt, args.exact === true ? args.upToSeq : undefined);
         await this.outbox.where(':id').belowOrEqual(args.upToSeq).delete();
         if (args.nextBatchSeq !== undefined) await this.writeNextBatchSeq(args.nextBatchSeq);
@@ -451,7 +661,7 @@ export class LocalStore {
   async replaceBase(doc: CompactDoc, updatedAt: string | null): Promise<void> {
     this.assertOpen();
     try {
-      await this.db.transaction('rw', this.meta, async () => {
+      await this.db.transaction('rw', this.meta, this.log, async () => {
         await this.writeBase(doc, updatedAt);
       });
     } catch (e) {
@@ -597,7 +807,7 @@ export class LocalStore {
   ): Promise<void> {
     this.assertOpen();
     try {
-      await this.db.transaction('rw', this.meta, this.outbox, async () => {
+      await this.db.transaction('rw', this.meta, this.outbox, this.log, async () => {
         if (args.dropUpToSeq !== undefined)
           await this.outbox.where(':id').belowOrEqual(args.dropUpToSeq).delete();
         const entries = validEntries(await this.outbox.toArray());
@@ -710,14 +920,28 @@ export class LocalStore {
     const generation = previous + 1;
     const version: BaseVersionRecord = { generation, updatedAt };
     if (exactPushUpTo !== undefined) version.pushedFrom = { generation: previous, upToSeq: exactPushUpTo };
-    await this.meta.put({ doc, updatedAt, generation } satisfies BaseRecord, META_BASE);
-    await this.meta.put({ ...version }, META_BASE_VERSION);
+    this.writeStats.baseWrites += 1;
+    await this.putMeta({ doc, updatedAt, generation } satisfies BaseRecord, META_BASE);
+    // every document the engine stores was validated (received and parsed, or built by applying
+    // checked ops to a validated base): mark it so that start-up need not validate it again
+    await this.putMeta({ generation, validation: DOC_VALIDATION } satisfies BaseMarkRecord, META_BASE_MARK);
+    await this.putMeta({ ...version }, META_BASE_VERSION);
+    await this.log.clear();
+  }
+
+  private count(table: 'meta' | 'log' | 'outbox', value: unknown): void {
+    this.writeStats[table] += byteLength(value);
+  }
+
+  private async putMeta(value: object, key: string): Promise<void> {
+    this.count('meta', value);
+    await this.meta.put(value as MetaValue, key);
   }
 
   private async writeNextBatchSeq(next: number): Promise<void> {
     const parsed = clientRecordSchema.safeParse(await this.meta.get(META_CLIENT));
     const clientId = parsed.success ? parsed.data.clientId : this.clientIdValue;
-    await this.meta.put({ clientId, nextBatchSeq: next } satisfies ClientRecord, META_CLIENT);
+    await this.putMeta({ clientId, nextBatchSeq: next } satisfies ClientRecord, META_CLIENT);
   }
 
   private assertOpen(): void {
@@ -776,6 +1000,76 @@ function pushedFromOf(version: MetaValue | undefined): OutboxTail['pushedFrom'] 
 function generationOf(version: MetaValue | undefined): number {
   const g = version?.generation;
   return typeof g === 'number' && Number.isSafeInteger(g) ? g : 0;
+}
+
+/**
+ * The current base from the stored records: the stored base (validated unless its mark says it was
+ * validated at that generation) with the log replayed on it. Returns why it is invalid instead;
+ * `storedGeneration` is set when the stored base was validated now (mark it).
+ */
+function assembleBase(
+  baseRaw: unknown,
+  markRaw: unknown,
+  logRaw: readonly unknown[],
+  versionRaw: MetaValue | undefined,
+): { base: BaseRecord; storedGeneration: number | undefined } | string {
+  let stored: BaseRecord;
+  let storedGeneration: number | undefined;
+  if (baseRaw === undefined) return 'log records without a base document';
+  const shape = baseRecordShape.safeParse(baseRaw);
+  if (!shape.success) return `not a userdb base record: ${describeIssues(shape.error)}`;
+  const mark = baseMarkSchema.safeParse(markRaw);
+  const doc = shape.data.doc as { tables?: unknown } | null;
+  if (
+    mark.success &&
+    mark.data.validation === DOC_VALIDATION &&
+    mark.data.generation === shape.data.generation &&
+    typeof doc === 'object' &&
+    doc !== null &&
+    typeof doc.tables === 'object' &&
+    doc.tables !== null
+  ) {
+    stored = {
+      doc: shape.data.doc as CompactDoc,
+      updatedAt: shape.data.updatedAt,
+      generation: shape.data.generation,
+    };
+  } else {
+    const checked = baseIssue(baseRaw);
+    if (typeof checked === 'string') return checked;
+    stored = checked;
+    storedGeneration = checked.generation;
+  }
+  const records: LogRecord[] = [];
+  for (const r of logRaw) {
+    const parsed = logRecordSchema.safeParse(r);
+    if (!parsed.success) return `log record ${logKeyOf(r)} is invalid: ${describeIssues(parsed.error)}`;
+    if (parsed.data.generation > stored.generation) records.push(parsed.data);
+  }
+  if (records.length === 0) return { base: stored, storedGeneration };
+  records.sort((a, b) => a.generation - b.generation);
+  let doc2 = stored.doc;
+  for (const [i, r] of records.entries()) {
+    if (r.generation !== stored.generation + 1 + i)
+      return `the log skips generation ${stored.generation + 1 + i}`;
+    try {
+      doc2 = applyCompact(doc2, r.ops);
+    } catch (e) {
+      return `log record ${r.generation} does not apply: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
+  const last = records[records.length - 1] as LogRecord;
+  if (last.generation !== generationOf(versionRaw)) return 'the log does not end at the current generation';
+  return { base: { doc: doc2, updatedAt: last.after, generation: last.generation }, storedGeneration };
+}
+
+function logKeyOf(record: unknown): string {
+  const g = (record as { generation?: unknown } | null)?.generation;
+  return typeof g === 'number' ? String(g) : '?';
+}
+
+function byteLength(value: unknown): number {
+  return utf8Length(JSON.stringify(value) ?? '');
 }
 
 /** Returns the validated base record, or why it is invalid. */

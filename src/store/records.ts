@@ -15,6 +15,51 @@ export const META_BASE = 'base';
 export const META_BASE_VERSION = 'baseVersion';
 /** Key of the device record (client id, next batch sequence). */
 export const META_CLIENT = 'client';
+/** Key of the marker saying which stored base was validated (see {@link BaseMarkRecord}). */
+export const META_BASE_MARK = 'baseMark';
+
+/**
+ * The version of the document validation a stored base passed. Bumped when `parseCompactDoc`'s
+ * rules change, so bases validated under older rules are validated again once.
+ */
+export const DOC_VALIDATION = 'compact-doc/1';
+
+/** `meta/baseMark`: the stored base of `generation` passed the validation `validation`. */
+export interface BaseMarkRecord {
+  generation: number;
+  validation: string;
+}
+
+/**
+ * One server-acknowledged change on top of the stored base (the `log` table, key `generation`):
+ * the base of generation `generation` is the base of `generation - 1` with `ops` applied.
+ */
+export interface LogRecord {
+  /** The base generation this change produces (consecutive; the stored base is older). */
+  generation: number;
+  before: string | null;
+  after: string;
+  /** Index-based ops, as the server applied them. */
+  ops: PatchOp[];
+  /**
+   * The keyed ops that turn a view of the previous base into one of this base, or `null` when the
+   * change cannot be applied to a view that way (views rebuild, or keep their state when `exact`).
+   */
+  keyed: PatchOp[] | null;
+  clientId: string | null;
+  batchSeq: number | null;
+  /** Outbox entries `seq <= acked` were acknowledged (deleted) by this change (own pushes). */
+  acked: number | null;
+  /** `ops` are exactly the outbox entries up to `acked` compiled on the previous base. */
+  exact: boolean;
+  /** The first outbox seq left when this change was stored (0: empty outbox). */
+  pending: number;
+  /**
+   * `keyed` touches no row or table the pending outbox entries touch, and rebasing them on this
+   * change left them as they were: a view showing some of them may apply `keyed` all the same.
+   */
+  commutes?: boolean | undefined;
+}
 
 /** The last server-confirmed document and its concurrency token, as stored under `meta/base`. */
 export interface BaseRecord {
@@ -55,7 +100,7 @@ export interface OutboxEntry {
 export interface QuarantineRecord {
   id?: number;
   /** Where the record was found. */
-  source: 'meta' | 'outbox';
+  source: 'meta' | 'outbox' | 'log';
   /** Its key there (`base`, `client`, or the outbox seq). */
   key: string;
   /** The record as it was found. */
@@ -81,6 +126,32 @@ export const outboxEntrySchema: z.ZodType<OutboxEntry> = z.object({
   seq: z.number().int().positive(),
   ops: z.array(patchOpSchema).min(1),
   createdAt: z.string(),
+});
+
+const compactOpSchema = z.union([
+  z.object({ op: z.enum(['add', 'replace', 'test']), path: z.string(), value: jsonValue }).strict(),
+  z.object({ op: z.literal('remove'), path: z.string() }).strict(),
+]) as z.ZodType<PatchOp>;
+
+/** zod schema of a `log` record. */
+export const logRecordSchema: z.ZodType<LogRecord> = z.object({
+  generation: z.number().int().positive(),
+  before: z.string().nullable(),
+  after: z.string(),
+  ops: z.array(compactOpSchema),
+  keyed: z.array(patchOpSchema).nullable(),
+  clientId: z.string().nullable(),
+  batchSeq: z.number().int().nonnegative().nullable(),
+  acked: z.number().int().nonnegative().nullable(),
+  exact: z.boolean(),
+  pending: z.number().int().nonnegative(),
+  commutes: z.boolean().optional(),
+});
+
+/** zod schema of `meta/baseMark`. */
+export const baseMarkSchema: z.ZodType<BaseMarkRecord> = z.object({
+  generation: z.number().int().nonnegative(),
+  validation: z.string(),
 });
 
 /** zod schema of `meta/base` (the document itself is checked by `parseCompactDoc`). */

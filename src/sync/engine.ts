@@ -8,6 +8,8 @@
  * `batch_seq`); then a pending pull; then pushing the outbox.
  */
 import { BehaviorSubject, distinctUntilChanged, map, type Observable, Subject } from 'rxjs';
+import { escapePointer, type Json, jsonEqual, type PatchOp } from '../doc/index.js';
+import { keyOfArray, schemaInfo } from '../doc/schema-info.js';
 import {
   AuthError,
   ConflictError,
@@ -18,10 +20,11 @@ import {
   ServerError,
   type UserDbError,
 } from '../errors.js';
-import type { Remote, RemoteChange, RemoteSnapshot } from '../remote/index.js';
+import type { PatchBatch, PatchResult, Remote, RemoteChange, RemoteSnapshot } from '../remote/index.js';
 import { compareTokens, sameToken } from '../remote/index.js';
 import { type BackoffOptions, backoffDelay } from './backoff.js';
 import { asUserDbError, isTransient } from './classify.js';
+import { applyChain } from './delta.js';
 import {
   browserFocusSignal,
   browserOnlineSignal,
@@ -60,6 +63,17 @@ export interface SyncOptions {
   maxImmediateConflicts?: number | undefined;
   /** Per-table decision for the same field edited on both sides (see {@link ConflictHandler}). */
   onConflict?: Readonly<Record<string, ConflictHandler>> | undefined;
+  /**
+   * Idle time after which the leader folds the log of acknowledged changes into the stored base, when
+   * that log is past its size threshold (default 2000 ms; negative disables compaction).
+   */
+  compactAfterMs?: number | undefined;
+  /**
+   * Sync by delta (default true): pull the changes after the base, and receive changes by Broadcast
+   * on the private topic `userdb:<user id>`. `false`: whole documents and `postgres_changes`, as
+   * with a server without the delta migration (which is detected by itself).
+   */
+  delta?: boolean | undefined;
   /** Subscribe to Realtime pokes (default true). */
   realtime?: boolean | undefined;
   /** Clock and timers (default: the system's). */
@@ -93,6 +107,17 @@ interface FlushWaiter extends Waiter {
 
 /** A table (`/tables/x`) or a new field of one (`/tables/x/schema/fields/-`). */
 const TABLE_SETUP_PATH = /^\/tables\/[^/]+(\/schema\/fields\/-)?$/;
+/** Own cell writes remembered for `overridden` conflicts (the oldest are forgotten). */
+const MAX_OWN_WRITES = 10_000;
+/** Batches of more ops are not translated to remember own writes. */
+const MAX_REMEMBERED_OPS = 1000;
+const CELL_OP = /^\/tables\/[^/]+\/rows\/\d+\/\d+$/;
+const CELL_PATH = /^\/tables\/([^/]+)\/rows\/([^/]+)\/([^/]+)$/;
+
+/** A cell's id as in keyed paths (escaped segments joined by `/`). */
+function cellId(table: string, key: string, field: string): string {
+  return `${escapePointer(table)}/${escapePointer(key)}/${escapePointer(field)}`;
+}
 
 function closedError(): UserDbError {
   return new DatabaseClosedError('the database is closed');
@@ -149,6 +174,17 @@ export class SyncEngine {
   #debounceTimer: TimerHandle | null = null;
   #retryTimer: TimerHandle | null = null;
   #pollTimer: TimerHandle | null = null;
+  #compactTimer: TimerHandle | null = null;
+  /**
+   * Cells where a rebase kept our edit over a concurrent remote value (`remote`): the next push
+   * declares that value with a `test` op, so the device that wrote it learns it was overridden.
+   */
+  readonly #overrides = new Map<string, { table: string; key: string; field: string; remote: Json }>();
+  /** Cell values this device wrote and the server acknowledged in this session (most recent last). */
+  readonly #ownWrites = new Map<string, Json>();
+  /** {@link Remote} for the pusher: `patch` goes through {@link SyncEngine.#patch}. */
+  readonly #pushRemote: Remote;
+  readonly #compactMs: number;
   #pendingRefresh: 'idle' | 'running' | 'again' = 'idle';
   /** Whether the outbox entry `seq` (the first one when last read) only sets up tables. */
   #firstEntry: { seq: number; setup: boolean } | null = null;
@@ -174,6 +210,16 @@ export class SyncEngine {
     this.#handlers = o.onConflict ?? {};
     this.#realtime = o.realtime ?? true;
     this.#maxBytes = o.maxBatchBytes ?? 1024 * 1024;
+    this.#compactMs = o.compactAfterMs ?? 2000;
+    const remote = deps.remote;
+    this.#pushRemote = {
+      currentUserId: () => remote.currentUserId(),
+      init: () => remote.init(),
+      pull: remote.pull.bind(remote),
+      patch: (batch) => this.#patch(batch),
+      subscribe: (userId, handlers) => remote.subscribe(userId, handlers),
+      onAuthChange: (listener) => remote.onAuthChange(listener),
+    };
     this.#state = new BehaviorSubject(initialSyncState(this.#online.get()));
     this.status$ = this.#state.pipe(map(toStatus), distinctUntilChanged(sameStatus));
     this.conflicts$ = this.#conflicts.asObservable();
@@ -328,6 +374,8 @@ export class SyncEngine {
 
   #stopLeading(): void {
     for (const off of this.#leading.splice(0)) off();
+    if (this.#compactTimer !== null) this.#clock.clearTimeout(this.#compactTimer);
+    this.#compactTimer = null;
     this.#clearTimer('retry');
     this.#clearTimer('poll');
   }
@@ -336,7 +384,13 @@ export class SyncEngine {
 
   #onRemoteChange(change: RemoteChange): void {
     if (change.updatedAt !== null && sameToken(change.updatedAt, this.#baseToken)) return; // our own echo
-    this.#requestPull(change.snapshot === null ? {} : { snapshot: change.snapshot });
+    if (change.delta !== undefined) {
+      const known = this.#baseToken;
+      if (known !== null && compareTokens(change.delta.after, known) <= 0) return; // old or duplicate
+      this.#requestPull({ deltas: [change.delta] });
+    } else {
+      this.#requestPull(change.snapshot === null ? {} : { snapshot: change.snapshot });
+    }
     this.#kick();
   }
 
@@ -366,6 +420,11 @@ export class SyncEngine {
       snapshot:
         prev.snapshot !== undefined && request.snapshot !== undefined
           ? newerSnapshot(prev.snapshot, request.snapshot)
+          : undefined,
+      // Broadcast changes are applied without a request only when every poke was one
+      deltas:
+        prev.deltas !== undefined && request.deltas !== undefined
+          ? [...prev.deltas, ...request.deltas]
           : undefined,
       init: prev.init === true || request.init === true ? true : undefined,
       dropUpToSeq: drop > 0 ? drop : undefined,
@@ -433,6 +492,31 @@ export class SyncEngine {
 
   async #drain(): Promise<void> {
     for (let task = this.#nextTask(); task !== null; task = this.#nextTask()) await task();
+    this.#scheduleCompaction();
+  }
+
+  /**
+   * Once sync is idle, folds the store's log into its base when the log is past its threshold
+   * (`compactAfterMs` later; any new work postpones it). Never on the write path.
+   */
+  #scheduleCompaction(): void {
+    if (this.#store.compact === undefined || this.#compactMs < 0) return;
+    if (this.#compactTimer !== null) this.#clock.clearTimeout(this.#compactTimer);
+    this.#compactTimer = this.#clock.setTimeout(() => {
+      this.#compactTimer = null;
+      const s = this.#state.value;
+      if (s.closed || !s.leader || this.#running !== null || this.#hasWork()) return;
+      this.#running = (async () => {
+        try {
+          await this.#store.compact?.({});
+        } catch {
+          // the log stays; the next idle period tries again
+        }
+      })().finally(() => {
+        this.#running = null;
+        if (this.#hasWork()) this.#kick();
+      });
+    }, this.#compactMs);
   }
 
   async #initLeader(): Promise<void> {
@@ -450,7 +534,7 @@ export class SyncEngine {
     try {
       const outcome = await pushOnce({
         store: this.#store,
-        remote: this.#remote,
+        remote: this.#pushRemote,
         maxBytes: this.#maxBytes,
       });
       this.#uncertain = false;
@@ -498,6 +582,18 @@ export class SyncEngine {
       for (const w of this.#pullWaiters.splice(0)) w.resolve();
       return;
     }
+    if (
+      request.deltas !== undefined &&
+      request.init !== true &&
+      request.force !== true &&
+      request.dropUpToSeq === undefined &&
+      known !== null &&
+      request.deltas.every((d) => compareTokens(d.after, known) <= 0)
+    ) {
+      // Broadcasts we already have (the echo of our own push, received before its answer)
+      for (const w of this.#pullWaiters.splice(0)) w.resolve();
+      return;
+    }
     const waiters = this.#pullWaiters.splice(0);
     this.#dispatch({ type: 'start', activity: 'pulling' });
     try {
@@ -512,7 +608,38 @@ export class SyncEngine {
         this.#wantPush = true;
       }
       this.#dispatch({ type: 'pulled', at: this.#clock.now() });
-      for (const c of outcome.conflicts) this.#conflicts.next(c);
+      for (const c of outcome.conflicts) {
+        if (
+          c.kind === 'field_changed' &&
+          c.resolution !== 'dropped' &&
+          c.key !== undefined &&
+          c.field !== undefined
+        ) {
+          this.#overrides.set(cellId(c.table, c.key, c.field), {
+            table: c.table,
+            key: c.key,
+            field: c.field,
+            remote: c.remote ?? null,
+          });
+        }
+        this.#conflicts.next(c);
+      }
+      for (const t of outcome.overridden) {
+        // a value we wrote, overwritten by a device whose rebase kept its concurrent edit
+        const id = cellId(t.table, t.key, t.field);
+        const own = this.#ownWrites.get(id);
+        if (own === undefined || !jsonEqual(own, t.expected)) continue;
+        this.#ownWrites.delete(id);
+        this.#conflicts.next({
+          kind: 'overridden',
+          table: t.table,
+          key: t.key,
+          field: t.field,
+          local: t.expected,
+          remote: t.written,
+          resolution: 'dropped',
+        });
+      }
       for (const w of waiters) w.resolve();
       void this.#checkFlushWaiters();
     } catch (e) {
@@ -524,6 +651,77 @@ export class SyncEngine {
       else this.#pullCarry = carry;
       for (const w of waiters) w.reject(err);
       this.#fail(err, 'pull');
+    }
+  }
+
+  /**
+   * `userdb_patch` with a `test` op first for each cell where a rebase kept our edit over a
+   * concurrent value still in the base (the server checks it; the change log then tells the
+   * device that wrote the value). Remembers the cells the batch wrote once acknowledged.
+   */
+  async #patch(batch: PatchBatch): Promise<PatchResult> {
+    const base = await this.#store.readBase();
+    const tests: PatchOp[] = [];
+    const declared: string[] = [];
+    if (this.#overrides.size > 0 && sameToken(base.updatedAt, batch.expectedUpdatedAt)) {
+      for (const [id, o] of this.#overrides) {
+        const table = Object.hasOwn(base.doc.tables, o.table) ? base.doc.tables[o.table] : undefined;
+        const info = table === undefined ? undefined : schemaInfo(table.schema);
+        const j = info?.index.get(o.field);
+        const i =
+          table === undefined || info === undefined
+            ? -1
+            : table.rows.findIndex((r) => keyOfArray(info, r) === o.key);
+        if (
+          table === undefined ||
+          j === undefined ||
+          i < 0 ||
+          !jsonEqual(table.rows[i]?.[j] ?? null, o.remote)
+        ) {
+          this.#overrides.delete(id); // the value is no longer there: nothing to declare
+          continue;
+        }
+        tests.push({ op: 'test', path: `/tables/${escapePointer(o.table)}/rows/${i}/${j}`, value: o.remote });
+        declared.push(id);
+      }
+    }
+    const result = await this.#remote.patch(
+      tests.length === 0 ? batch : { ...batch, ops: [...tests, ...batch.ops] },
+    );
+    for (const id of declared) this.#overrides.delete(id);
+    if (result.applied && base.updatedAt !== null)
+      this.#rememberOwnWrites(base.doc, batch.ops, base.updatedAt, result.updatedAt);
+    return result;
+  }
+
+  #rememberOwnWrites(
+    doc: Parameters<typeof applyChain>[0],
+    ops: PatchOp[],
+    before: string,
+    after: string,
+  ): void {
+    // cells only, and not for bulk batches (an offline backlog): translating those costs O(batch)
+    if (ops.length > MAX_REMEMBERED_OPS || !ops.some((op) => op.op === 'replace' && CELL_OP.test(op.path))) {
+      return;
+    }
+    let keyed: PatchOp[] | null;
+    try {
+      keyed =
+        applyChain(doc, [{ before, after, ops, clientId: null, batchSeq: null }]).applied[0]?.keyed ?? null;
+    } catch {
+      return;
+    }
+    for (const op of keyed ?? []) {
+      if (op.op !== 'replace') continue;
+      const m = CELL_PATH.exec(op.path);
+      if (m === null) continue;
+      const id = `${m[1]}/${m[2]}/${m[3]}`;
+      this.#ownWrites.delete(id);
+      this.#ownWrites.set(id, op.value);
+      if (this.#ownWrites.size > MAX_OWN_WRITES) {
+        const oldest = this.#ownWrites.keys().next().value;
+        if (oldest !== undefined) this.#ownWrites.delete(oldest);
+      }
     }
   }
 

@@ -16,6 +16,26 @@ export interface SyncBase {
   updatedAt: string | null;
 }
 
+/**
+ * One server-acknowledged change, appended to the store's log (see `LocalStore.appendLog`):
+ * `ops` index-based as the server applied them, `keyed` the ops that take a view from the base
+ * before to the base after (`null`: views rebuild, or keep their state when `exact`), `acked` the
+ * last outbox seq this change acknowledges (own pushes), `exact` when `ops` are exactly the outbox
+ * entries up to `acked` compiled on the base before.
+ */
+export interface SyncLogChange {
+  before: string | null;
+  after: string;
+  ops: PatchOp[];
+  keyed: PatchOp[] | null;
+  clientId: string | null;
+  batchSeq: number | null;
+  acked: number | null;
+  exact: boolean;
+  /** Set by the pull's `rewrite`: `keyed` commutes with the pending outbox (views may apply it). */
+  commutes?: boolean | undefined;
+}
+
 /** A rewritten outbox entry; empty `ops` deletes the entry. */
 export interface RewrittenEntry {
   seq: number;
@@ -55,7 +75,29 @@ export interface SyncStore {
     updatedAt: string;
     upToSeq: number;
     exact?: boolean;
+    /** The index-based ops the server applied on the base: stores may log them instead of `newBase`. */
+    ops?: PatchOp[] | undefined;
   }): Promise<void>;
+  /**
+   * After a pull by delta: in one transaction, deletes the entries `seq <= dropUpToSeq` and those
+   * acknowledged by own changes, rewrites the remaining entries through `rewrite` (synchronous,
+   * pure; it may set `commutes` on `changes`), and appends `changes` (the new base is `newBase`,
+   * its token `updatedAt`).
+   */
+  appendChanges(
+    args: {
+      changes: SyncLogChange[];
+      newBase: CompactDoc;
+      updatedAt: string;
+      dropUpToSeq?: number | undefined;
+    },
+    rewrite: (entries: SyncOutboxEntry[]) => RewrittenEntry[],
+  ): Promise<void>;
+  /**
+   * Folds the logged changes into the stored base when the log is past the given size (or at all
+   * with `force`); a background task, never on the write path. Optional: stores without a log omit it.
+   */
+  compact?(options: { force?: boolean }): Promise<void>;
   /**
    * After a pull: in one transaction, deletes the entries `seq <= dropUpToSeq` (a batch the server
    * had already applied), reads the remaining entries, passes them to `rewrite` (synchronous, pure),

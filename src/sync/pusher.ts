@@ -103,7 +103,13 @@ export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
 
   if (ops.length === 0) {
     // every entry of the batch was dropped by a rebase: nothing to send
-    await store.commitPush({ newBase: base.doc, updatedAt: base.updatedAt, upToSeq: batchSeq, exact: true });
+    await store.commitPush({
+      newBase: base.doc,
+      updatedAt: base.updatedAt,
+      upToSeq: batchSeq,
+      exact: true,
+      ops: [],
+    });
     return { kind: 'pushed', updatedAt: base.updatedAt, upToSeq: batchSeq };
   }
 
@@ -122,6 +128,6 @@ export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
   if (!result.applied) return { kind: 'already_applied', upToSeq: batchSeq };
   // base + this batch, compiled from the same entries every view has applied: views keep their state
   const newBase = applyCompact(base.doc, ops);
-  await store.commitPush({ newBase, updatedAt: result.updatedAt, upToSeq: batchSeq, exact: true });
+  await store.commitPush({ newBase, updatedAt: result.updatedAt, upToSeq: batchSeq, exact: true, ops });
   return { kind: 'pushed', updatedAt: result.updatedAt, upToSeq: batchSeq };
 }

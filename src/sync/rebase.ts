@@ -24,7 +24,8 @@ import type { RewrittenEntry, SyncOutboxEntry } from './ports.js';
  * `onConflict` hook chose `value`).
  */
 export interface SyncConflict {
-  kind: RebaseConflict['kind'];
+  /** `overridden`: a value this device wrote (acknowledged) was overwritten by another device's rebase. */
+  kind: RebaseConflict['kind'] | 'overridden';
   table: string;
   key?: string;
   field?: string;

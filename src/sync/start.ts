@@ -51,7 +51,7 @@ export function startSync(setup: StartSyncOptions): SyncEngine {
   const locks = options.locks ?? webLocks() ?? lockScopeFor(setup.indexedDB ?? globalThis.indexedDB);
   return new SyncEngine({
     store: syncStoreOf(setup.store),
-    remote: new SupabaseRemote(setup.client, { userId: setup.userId }),
+    remote: new SupabaseRemote(setup.client, { userId: setup.userId, delta: options.delta }),
     userId: setup.userId,
     options: { ...options, locks },
   });

@@ -4,6 +4,11 @@
 import type { LocalStore } from '../store/index.js';
 import type { SyncBase, SyncStore } from './ports.js';
 
+/** Log size past which an idle leader folds the log into the base (records). */
+const COMPACT_RECORDS = 256;
+/** Log size past which an idle leader folds the log into the base (bytes of ops). */
+const COMPACT_BYTES = 256 * 1024;
+
 /**
  * Adapts a {@link LocalStore} for the sync engine. The base is cached by its generation (a tiny
  * record), so a push does not re-read and re-validate the whole document every time; the base the
@@ -37,7 +42,9 @@ export function syncStoreOf(store: LocalStore): SyncStore {
     getNextBatchSeq: () => store.getNextBatchSeq(),
     setNextBatchSeq: (next) => store.setNextBatchSeq(next),
     async commitPush(args) {
-      await store.commitPush(args);
+      const before = cached?.base.updatedAt ?? null;
+      // the ops are logged (O(change)); the whole base is written only by a compaction
+      await store.commitPush(args.ops === undefined ? args : { ...args, before });
       // only the leader writes the base: what it just wrote is the current base
       cached = {
         generation: await store.readGeneration(),
@@ -50,6 +57,28 @@ export function syncStoreOf(store: LocalStore): SyncStore {
         generation: await store.readGeneration(),
         base: { doc: args.doc, updatedAt: args.updatedAt },
       };
+    },
+    async appendChanges(args, rewrite) {
+      await store.appendLog({ changes: args.changes, dropUpToSeq: args.dropUpToSeq }, rewrite);
+      cached = {
+        generation: await store.readGeneration(),
+        base: { doc: args.newBase, updatedAt: args.updatedAt },
+      };
+    },
+    async compact(options) {
+      const { records, bytes } = await store.logSize();
+      if (records === 0) return;
+      if (options.force !== true && records < COMPACT_RECORDS && bytes < COMPACT_BYTES) return;
+      const generation = await store.readGeneration();
+      if (cached === null || cached.generation !== generation) {
+        const record = await store.readBase();
+        cached = { generation: record.generation, base: { doc: record.doc, updatedAt: record.updatedAt } };
+      }
+      await store.compact({
+        generation: cached.generation,
+        doc: cached.base.doc,
+        updatedAt: cached.base.updatedAt,
+      });
     },
     onChange: (listener) => store.onChange(listener),
   };

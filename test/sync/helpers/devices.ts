@@ -21,6 +21,8 @@ export type Db = UserDb<typeof schema extends { definition: infer S } ? S : neve
 
 export interface RpcCounter {
   calls: string[];
+  /** Bytes of RPC response bodies received (when counted). */
+  received?: number;
 }
 
 /** A supabase-js client for the dev server that counts its RPCs; `gate.offline` makes its fetch fail. */
@@ -50,6 +52,12 @@ export function client(
         const m = /\/rest\/v1\/rpc\/([a-z_]+)/.exec(url);
         if (gate?.offline) return Promise.reject(new TypeError('fetch failed (device offline)'));
         if (m?.[1] !== undefined) counter?.calls.push(m[1]);
+        if (m?.[1] !== undefined && counter?.received !== undefined) {
+          return fetch(input, init).then(async (res) => {
+            counter.received = (counter.received ?? 0) + (await res.clone().arrayBuffer()).byteLength;
+            return res;
+          });
+        }
         if (process.env.SYNC_DEBUG && m?.[1] !== undefined) {
           return fetch(input, init).then(
             async (res) => {
@@ -143,7 +151,7 @@ export async function openDevice(
   user: User,
   options: { sync?: SyncOptions; indexedDB?: IDBFactory } = {},
 ): Promise<Device> {
-  const rpc: RpcCounter = { calls: [] };
+  const rpc: RpcCounter = { calls: [], received: 0 };
   const gate = { offline: false };
   const online = new ManualSignal(true);
   const authStorage = new Map<string, string>();

@@ -1,5 +1,11 @@
 import type { CompactDoc, PatchOp } from '../../../src/doc/index.js';
-import type { RewrittenEntry, SyncBase, SyncOutboxEntry, SyncStore } from '../../../src/sync/ports.js';
+import type {
+  RewrittenEntry,
+  SyncBase,
+  SyncLogChange,
+  SyncOutboxEntry,
+  SyncStore,
+} from '../../../src/sync/ports.js';
 
 /** An in-memory SyncStore with the same atomicity (each method is one synchronous step). */
 export class MemoryStore implements SyncStore {
@@ -7,6 +13,10 @@ export class MemoryStore implements SyncStore {
   base: SyncBase = { doc: { version: 1, tables: {} }, updatedAt: null };
   outbox: SyncOutboxEntry[] = [];
   nextBatchSeq = 1;
+  /** Changes appended by pulls by delta and pushes (cleared when a whole base is stored). */
+  log: SyncLogChange[] = [];
+  /** Whole documents stored (by a pull of the document or a compaction). */
+  baseWrites = 0;
   #seq = 0;
   readonly #listeners = new Set<(c: { meta: boolean; outbox: boolean }) => void>();
 
@@ -63,10 +73,56 @@ export class MemoryStore implements SyncStore {
     this.#notify(true, false);
   }
 
-  async commitPush(args: { newBase: CompactDoc; updatedAt: string; upToSeq: number }): Promise<void> {
+  async commitPush(args: {
+    newBase: CompactDoc;
+    updatedAt: string;
+    upToSeq: number;
+    ops?: PatchOp[] | undefined;
+  }): Promise<void> {
+    if (args.ops === undefined) this.baseWrites += 1;
+    else {
+      this.log.push({
+        before: this.base.updatedAt,
+        after: args.updatedAt,
+        ops: structuredClone(args.ops),
+        keyed: null,
+        clientId: this.clientId,
+        batchSeq: args.upToSeq,
+        acked: args.upToSeq,
+        exact: true,
+      });
+    }
     this.base = { doc: structuredClone(args.newBase), updatedAt: args.updatedAt };
     this.outbox = this.outbox.filter((e) => e.seq > args.upToSeq);
     this.#notify(true, true);
+  }
+
+  async appendChanges(
+    args: {
+      changes: SyncLogChange[];
+      newBase: CompactDoc;
+      updatedAt: string;
+      dropUpToSeq?: number | undefined;
+    },
+    rewrite: (entries: SyncOutboxEntry[]) => RewrittenEntry[],
+  ): Promise<void> {
+    let drop = args.dropUpToSeq ?? 0;
+    for (const c of args.changes) if (c.acked !== null) drop = Math.max(drop, c.acked);
+    const remaining = this.outbox.filter((e) => e.seq > drop);
+    const rewritten = rewrite(structuredClone(remaining));
+    const bySeq = new Map(rewritten.map((r) => [r.seq, r.ops]));
+    this.outbox = remaining
+      .map((e) => ({ seq: e.seq, ops: bySeq.get(e.seq) ?? e.ops }))
+      .filter((e) => e.ops.length > 0);
+    this.log.push(...structuredClone(args.changes));
+    this.base = { doc: structuredClone(args.newBase), updatedAt: args.updatedAt };
+    this.#notify(true, true);
+  }
+
+  async compact(options: { force?: boolean }): Promise<void> {
+    if (this.log.length === 0 || (options.force !== true && this.log.length < 4)) return;
+    this.log = [];
+    this.baseWrites += 1;
   }
 
   async rebase(
@@ -81,6 +137,8 @@ export class MemoryStore implements SyncStore {
       .map((e) => ({ seq: e.seq, ops: bySeq.get(e.seq) ?? e.ops }))
       .filter((e) => e.ops.length > 0);
     this.base = { doc: structuredClone(args.doc), updatedAt: args.updatedAt };
+    this.log = [];
+    this.baseWrites += 1;
     this.#notify(true, true);
   }
 
