@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every workload in Node (fake-indexeddb for the local ones, the dev server on
- * PGlite for sync, PGlite and — with DATABASE_URL — PostgreSQL for the server ones, esbuild for the
- * bundle). Prints one Markdown table and writes bench/results/node.json.
+ * PGlite for sync, PGlite and — with DATABASE_URL — PostgreSQL for the server and Realtime load ones,
+ * esbuild for the bundle). Prints one Markdown table and writes bench/results/node.json.
  *
  * Options: `--quick` (small sizes, few repeats: a smoke run), `--only=1,2,7` (some workloads),
  * `--out=name` (results file name, default `node`, or `node-quick` with --quick).
@@ -14,13 +14,14 @@ import { fakeIndexedDb } from './lib/node-backend.js';
 import { type Figure, formatRun, type RunResult } from './lib/report.js';
 import { bundleWorkload } from './workloads/bundle.js';
 import { localWorkloads, warmUp } from './workloads/local.js';
+import { realtimeLoadWorkload } from './workloads/realtime-load.js';
 import { serverWorkload } from './workloads/server.js';
 import { syncWorkloads } from './workloads/sync.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = new Set(
-  (args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? '1,2,3,4,5,6,7,8')
+  (args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? '1,2,3,4,5,6,7,8,9')
     .split(',')
     .map(Number),
 );
@@ -47,6 +48,8 @@ if (only.has(5) || only.has(6)) {
 if (only.has(7))
   figures.push(...(await serverWorkload({ quick, log, databaseUrl: process.env.DATABASE_URL })));
 if (only.has(8)) figures.push(...(await bundleWorkload()));
+if (only.has(9))
+  figures.push(...(await realtimeLoadWorkload({ quick, log, databaseUrl: process.env.DATABASE_URL })));
 
 const run: RunResult = {
   name: 'node',

@@ -200,8 +200,11 @@ export class RealtimeServer {
   #unlisten: (() => Promise<void>) | undefined;
   #draining: Promise<void> | undefined;
   #drainAgain = false;
-  /** Ids of captured changes, in the order their NOTIFYs arrived: commit order. */
-  #pending: string[] = [];
+  /**
+   * Captured changes in the order their NOTIFYs arrived (commit order): the change's JSON
+   * when it came in the notification, else only its id (read from the table).
+   */
+  #pending: { id: string; text: string | undefined }[] = [];
   #lastGarbageCollection = 0;
   #stopped = false;
   #delivered = 0;
@@ -236,8 +239,10 @@ export class RealtimeServer {
     this.#stopped = false;
     await this.#collectGarbage();
     this.#unlisten = await this.#o.db.listen('_userdb_realtime', (payload) => {
-      if (!/^\d+$/.test(payload)) return;
-      this.#pending.push(payload);
+      const colon = payload.indexOf(':');
+      const id = colon === -1 ? payload : payload.slice(0, colon);
+      if (!/^\d+$/.test(id)) return;
+      this.#pending.push({ id, text: colon === -1 ? undefined : payload.slice(colon + 1) });
       this.#scheduleDrain();
     });
   }
@@ -733,18 +738,23 @@ export class RealtimeServer {
   async #drain(): Promise<void> {
     while (this.#pending.length > 0 && !this.#stopped) {
       const batch = this.#pending.splice(0, BATCH);
-      // Every listening server reads the rows (nobody takes them out), so several dev
-      // servers can share a database; old rows are collected after a while.
-      const rows = await this.#o.db.query<{ id: string; change: string }>(
-        `select id::text as id, change::text as change from _userdb_realtime.changes
-         where id = any(string_to_array($1, ',')::bigint[])`,
-        [batch.join(',')],
-      );
-      const byId = new Map(rows.map((row) => [row.id, row.change]));
+      // Changes too large for a notification are read from the table. Every listening
+      // server reads the rows (nobody takes them out), so several dev servers can share a
+      // database; old rows are collected after a while.
+      const stored = batch.filter((p) => p.text === undefined).map((p) => p.id);
+      const byId = new Map<string, string>();
+      if (stored.length > 0) {
+        const rows = await this.#o.db.query<{ id: string; change: string }>(
+          `select id::text as id, change::text as change from _userdb_realtime.changes
+           where id = any(string_to_array($1, ',')::bigint[])`,
+          [stored.join(',')],
+        );
+        for (const row of rows) byId.set(row.id, row.change);
+      }
       const changes: (CapturedChange | CapturedMessage)[] = [];
-      for (const id of batch) {
-        const text = byId.get(id);
-        if (text !== undefined) changes.push(JSON.parse(text) as CapturedChange | CapturedMessage);
+      for (const { id, text } of batch) {
+        const json = text ?? byId.get(id);
+        if (json !== undefined) changes.push(JSON.parse(json) as CapturedChange | CapturedMessage);
       }
       await this.#deliver(changes);
     }
