@@ -116,7 +116,8 @@ select _userdb_realtime.sync_triggers();
 -- Broadcast from the database: every committed insert into realtime.messages is queued
 -- like a change (same table, same NOTIFY, so broadcasts and postgres_changes keep one
 -- commit order) and sent to the channels of its topic. Hosted Realtime reads these
--- inserts from the write-ahead log; a rolled back insert is never seen here either.
+-- inserts from the write-ahead log; a rolled back insert is never seen here either. (Its
+-- own trigger name: sync_triggers manages _userdb_realtime_capture by publication.)
 create or replace function _userdb_realtime.capture_message()
 returns trigger
 language plpgsql
@@ -146,9 +147,9 @@ do $realtime$
 begin
   if not exists (
     select 1 from pg_catalog.pg_trigger
-    where tgrelid = 'realtime.messages'::regclass and tgname = '_userdb_realtime_capture'
+    where tgrelid = 'realtime.messages'::regclass and tgname = '_userdb_realtime_broadcast'
   ) then
-    create trigger _userdb_realtime_capture after insert on realtime.messages
+    create trigger _userdb_realtime_broadcast after insert on realtime.messages
       for each row execute function _userdb_realtime.capture_message();
   end if;
 end
