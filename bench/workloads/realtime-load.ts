@@ -4,7 +4,9 @@
  * deleted afterwards). 100
  * users (anonymous sign-ins), each with one more supabase-js client on its own websocket (100
  * sockets) subscribed to `postgres_changes` UPDATEs of its own row of `public.user_databases`
- * (filter `user_id=eq.<id>`, RLS checked too). Then 1,000 writes (`userdb_set`, 10 per user)
+ * (filter `user_id=eq.<id>`, RLS checked too) and, on the same socket, to the user's private
+ * Broadcast topic `userdb:<id>` when the database sends the delta-sync broadcasts (the join is
+ * refused otherwise, and that feed is reported as not measured). Then 1,000 writes (`userdb_set`, 10 per user)
  * at concurrency 50, as fast as the server accepts them.
  *
  * Delivery latency = event received − the write's RPC response received (both in this process;
@@ -36,16 +38,78 @@ export interface LoadSize {
 }
 
 /** What one run measured. */
-export interface LoadResult {
+export interface FeedResult {
   latencies: number[];
-  rpc: number[];
-  writesPerSecond: number;
   deliveredPerSecond: number;
   lost: number;
   duplicated: number;
   outOfOrder: number;
   leaked: number;
+}
+
+/** What one run measured. */
+export interface LoadResult {
+  /** The postgres_changes feed (every listener). */
+  changes: FeedResult;
+  /**
+   * The Broadcast feed of the delta-sync contract (private topic `userdb:<id>`, event
+   * `change`), when the database sends it; undefined when the join is refused (no migration).
+   */
+  broadcast: FeedResult | undefined;
+  rpc: number[];
+  writesPerSecond: number;
   failedWrites: number;
+}
+
+type Arrival = { n: number; at: number };
+
+/** n of a `userdb_set` of `/tables/load` from a broadcast change's ops (replace/add of the table). */
+function nOfOps(ops: unknown): number | undefined {
+  if (!Array.isArray(ops)) return undefined;
+  for (const op of ops as { path?: string; value?: { n?: unknown } }[]) {
+    if (op.path === '/tables/load' && typeof op.value?.n === 'number') return op.value.n;
+  }
+  return undefined;
+}
+
+function feedResult(
+  received: Arrival[][],
+  acked: number[][],
+  expected: number[],
+  leaked: number,
+  started: number,
+  writeEnd: number,
+): FeedResult {
+  const lastEvent = Math.max(...received.flat().map((e) => e.at), writeEnd);
+  const latencies: number[] = [];
+  let lost = 0;
+  let duplicated = 0;
+  let outOfOrder = 0;
+  let delivered = 0;
+  received.forEach((events, u) => {
+    const seen = new Set<number>();
+    let last = 0;
+    for (const e of events) {
+      if (seen.has(e.n)) duplicated++;
+      else {
+        seen.add(e.n);
+        const ack = acked[u]?.[e.n - 1];
+        if (ack !== undefined) latencies.push(Math.max(0, e.at - ack));
+      }
+      if (e.n < last) outOfOrder++;
+      last = e.n;
+      delivered++;
+    }
+    for (let k = 1; k <= (expected[u] ?? 0); k++) if (!seen.has(k)) lost++;
+  });
+  return {
+    latencies,
+    deliveredPerSecond: (delivered * 1000) / (lastEvent - started),
+    lost,
+    duplicated,
+    outOfOrder,
+    leaked,
+  };
 }
 
 const wallNow = () => performance.timeOrigin + performance.now();
@@ -80,8 +144,10 @@ export async function runLoad(
       userIds.push(data.user.id);
     }
     // received[u]: the values of n seen by user u's listener, with their arrival times.
-    const received: { n: number; at: number }[][] = writers.map(() => []);
+    const received: Arrival[][] = writers.map(() => []);
+    const broadcasts: Arrival[][] = writers.map(() => []);
     let leaked = 0;
+    let broadcastJoins = 0;
     await Promise.all(
       writers.map(async (w, u) => {
         const { data } = await w.sb.auth.getSession();
@@ -117,8 +183,24 @@ export async function runLoad(
               reject(error ?? new Error(status));
           });
         });
+        // The same socket also joins the user's private Broadcast topic (delta-sync contract).
+        const topic = listener
+          .channel(`userdb:${w.id}`, { config: { private: true } })
+          .on('broadcast', { event: 'change' }, (message) => {
+            const n = nOfOps((message.payload as { ops?: unknown }).ops);
+            if (typeof n === 'number') broadcasts[u]?.push({ n, at: wallNow() });
+          });
+        const joined = await new Promise<boolean>((resolve) => {
+          topic.subscribe((status) => {
+            if (status === 'SUBSCRIBED') resolve(true);
+            else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') resolve(false);
+          });
+        });
+        if (joined) broadcastJoins++;
+        else await listener.removeChannel(topic);
       }),
     );
+    const withBroadcast = broadcastJoins === writers.length;
 
     // The writes: user u's k-th write sets n = k + 1; `acked[u][k]` is when its response came.
     const perUser = Math.ceil(size.writes / size.users);
@@ -153,40 +235,15 @@ export async function runLoad(
     const writeEnd = wallNow();
     const expected = acked.map((a) => a.length);
     const deadline = writeEnd + 30_000;
-    while (wallNow() < deadline && received.some((r, u) => r.length < (expected[u] ?? 0))) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    const lastEvent = Math.max(...received.flat().map((e) => e.at), writeEnd);
-    const latencies: number[] = [];
-    let lost = 0;
-    let duplicated = 0;
-    let outOfOrder = 0;
-    let delivered = 0;
-    received.forEach((events, u) => {
-      const seen = new Set<number>();
-      let last = 0;
-      for (const e of events) {
-        if (seen.has(e.n)) duplicated++;
-        else {
-          seen.add(e.n);
-          const ack = acked[u]?.[e.n - 1];
-          if (ack !== undefined) latencies.push(Math.max(0, e.at - ack));
-        }
-        if (e.n < last) outOfOrder++;
-        last = e.n;
-        delivered++;
-      }
-      for (let k = 1; k <= (expected[u] ?? 0); k++) if (!seen.has(k)) lost++;
-    });
+    const pending = () =>
+      received.some((r, u) => r.length < (expected[u] ?? 0)) ||
+      (withBroadcast && broadcasts.some((r, u) => r.length < (expected[u] ?? 0)));
+    while (wallNow() < deadline && pending()) await new Promise((resolve) => setTimeout(resolve, 5));
     return {
-      latencies,
+      changes: feedResult(received, acked, expected, leaked, started, writeEnd),
+      broadcast: withBroadcast ? feedResult(broadcasts, acked, expected, 0, started, writeEnd) : undefined,
       rpc,
       writesPerSecond: (issued * 1000) / (writeEnd - started),
-      deliveredPerSecond: (delivered * 1000) / (lastEvent - started),
-      lost,
-      duplicated,
-      outOfOrder,
-      leaked,
       failedWrites,
     };
   } finally {
@@ -203,20 +260,34 @@ async function onEngine(name: string, database: string, o: RealtimeLoadOptions):
   const userIds: string[] = [];
   try {
     const r = await runLoad(server, size, userIds);
-    const s = summarize(r.latencies);
     const floor = summarize(r.rpc);
-    const label = `${name}: postgres_changes delivery after the write's response, ${size.users} sockets, ${size.writes} writes`;
-    const problems = r.lost + r.duplicated + r.outOfOrder + r.leaked + r.failedWrites;
+    const figure = (feed: string, f: FeedResult): Figure => {
+      const s = summarize(f.latencies);
+      const problems = f.lost + f.duplicated + f.outOfOrder + f.leaked + r.failedWrites;
+      return timing(
+        9,
+        `${name}: ${feed} delivery after the write's response, ${size.users} sockets, ${size.writes} writes`,
+        s,
+        {
+          ratio: s.p50 / floor.p50,
+          ratioOf: 'delivery / rpc round trip (p50)',
+          target: 'p99 ≤ 100 ms, nothing lost',
+          met: s.p99 <= 100 && problems === 0,
+          note:
+            `accepted ${r.writesPerSecond.toFixed(0)} writes/s, delivered ${f.deliveredPerSecond.toFixed(0)} events/s; ` +
+            `lost ${f.lost}, duplicated ${f.duplicated}, out of order ${f.outOfOrder}, leaked ${f.leaked}, failed writes ${r.failedWrites}`,
+        },
+      );
+    };
     return [
-      timing(9, label, s, {
-        ratio: s.p50 / floor.p50,
-        ratioOf: 'delivery / rpc round trip (p50)',
-        target: 'p99 ≤ 100 ms, nothing lost',
-        met: s.p99 <= 100 && problems === 0,
-        note:
-          `accepted ${r.writesPerSecond.toFixed(0)} writes/s, delivered ${r.deliveredPerSecond.toFixed(0)} events/s; ` +
-          `lost ${r.lost}, duplicated ${r.duplicated}, out of order ${r.outOfOrder}, leaked ${r.leaked}, failed writes ${r.failedWrites}`,
-      }),
+      figure('postgres_changes', r.changes),
+      r.broadcast === undefined
+        ? notMeasured(
+            9,
+            `${name}: Broadcast (userdb:<id>) delivery`,
+            'the database does not send userdb broadcasts',
+          )
+        : figure('Broadcast (userdb:<id>)', r.broadcast),
       timing(9, `${name}: floor, userdb_set rpc round trip under the same load`, floor),
     ];
   } finally {
