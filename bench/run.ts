@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: every workload in Node (fake-indexeddb for the local ones, the dev server on
- * PGlite for sync, PGlite and — with DATABASE_URL — PostgreSQL for the server ones, esbuild for the
- * bundle). Prints one Markdown table and writes bench/results/latest/node.json (untracked), or with
- * `--save` the tracked bench/results/node.json.
+ * PGlite for sync, PGlite and — with DATABASE_URL — PostgreSQL for the server and Realtime load ones,
+ * esbuild for the bundle). Prints one Markdown table and writes bench/results/latest/node.json
+ * (untracked), or with `--save` the tracked bench/results/node.json.
  *
  * Options: `--quick` (small sizes, few repeats: a smoke run), `--only=1,2,7` (some workloads),
  * `--out=name` (results file name, default `node`, or `node-quick` with --quick), `--save` (write the
@@ -16,6 +16,7 @@ import { fakeIndexedDb } from './lib/node-backend.js';
 import { type Figure, formatRun, type RunResult } from './lib/report.js';
 import { bundleWorkload } from './workloads/bundle.js';
 import { localWorkloads, warmUp } from './workloads/local.js';
+import { realtimeLoadWorkload } from './workloads/realtime-load.js';
 import { serverWorkload } from './workloads/server.js';
 import { syncWorkloads } from './workloads/sync.js';
 
@@ -23,7 +24,7 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const save = args.includes('--save');
 const only = new Set(
-  (args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? '1,2,3,4,5,6,7,8,9')
+  (args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? '1,2,3,4,5,6,7,8,9,10')
     .split(',')
     .map(Number),
 );
@@ -50,6 +51,8 @@ if (only.has(5) || only.has(6) || only.has(9)) {
 if (only.has(7))
   figures.push(...(await serverWorkload({ quick, log, databaseUrl: process.env.DATABASE_URL })));
 if (only.has(8)) figures.push(...(await bundleWorkload()));
+if (only.has(10))
+  figures.push(...(await realtimeLoadWorkload({ quick, log, databaseUrl: process.env.DATABASE_URL })));
 
 const run: RunResult = {
   name: 'node',

@@ -8,7 +8,7 @@ import type { RealtimeChannel, SupabaseClient } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type DevServer, signJwt, startDevServer } from '../../src/devserver/index.js';
-import { BOOT_TIMEOUT_MS, client, RawSocket, signedUp, waitFor } from './helpers.js';
+import { BOOT_TIMEOUT_MS, client, RawSocket, signedUp, subscribed, waitFor } from './helpers.js';
 
 type User = { sb: SupabaseClient; id: string; token: string };
 type Received = { type: string; event: string; payload: Record<string, unknown>; meta?: { id: string } };
@@ -127,6 +127,12 @@ describe('broadcast from the database', () => {
   it('never delivers a message sent in a rolled back transaction, nor an insert of another extension', async () => {
     const a = await signedUp(server);
     const topic = `userdb:${a.id}`;
+    // A postgres_changes join (re)installs the change capture triggers: broadcasts keep flowing.
+    await subscribed(
+      a.sb
+        .channel('feed')
+        .on('postgres_changes', { event: '*', schema: 'public', table: 'user_databases' }, () => undefined),
+    );
     const mine = listen(await device(a), topic, true);
     expect(await mine.joined).toEqual({ ok: true });
     await expect(

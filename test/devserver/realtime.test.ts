@@ -159,6 +159,11 @@ describe('postgres_changes delivery', () => {
     expect(check('missing=eq.1')).toBe(false);
     expect(check('n=gt.0,n=lt.100')).toBe(true);
     expect(check('n=gt.0,s=in.(a,c)')).toBe(false);
+    // Only the record's own columns: names of Object.prototype match nothing.
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      expect(check(`${name}=eq.x`)).toBe(false);
+      expect(check(`${name}=neq.x`)).toBe(false);
+    }
     expect(parseFilter('n=like.1').ok).toBe(false);
     expect(parseFilter('nonsense').ok).toBe(false);
   });
@@ -296,5 +301,145 @@ describe('reconnect', () => {
     await touch(a, 2);
     await waitFor(() => events.length === 2, 10_000, 'event after reconnect');
     expect((events[1]!.new as { db: { tables: { t: { v: number } } } }).db.tables.t.v).toBe(2);
+  });
+});
+
+describe('privileges and roles', () => {
+  beforeAll(async () => {
+    await server.db.exec(`
+      create table public.accounts (id int primary key, user_id uuid not null, secret text);
+      alter table public.accounts replica identity full;
+      alter table public.accounts enable row level security;
+      create policy "own account" on public.accounts for select using ((select auth.uid()) = user_id);
+      revoke all on public.accounts from anon, authenticated;
+      grant select (id, user_id) on public.accounts to authenticated;
+      create table public.bulletin (id int primary key, body text);
+      alter publication supabase_realtime add table public.accounts, public.bulletin;
+    `);
+  });
+
+  it('sends no change of a table, DELETE included, to a role without privilege on it; only selectable columns', async () => {
+    const a = await signedUp(server);
+    const events: Change[] = [];
+    const anonEvents: Change[] = [];
+    await subscribed(
+      a.sb
+        .channel('accounts-owner')
+        .on('postgres_changes', { event: '*', schema: 'public', table: 'accounts' }, (p) =>
+          events.push(p as Change),
+        ),
+    );
+    await subscribed(
+      client(server)
+        .channel('accounts-anon')
+        .on('postgres_changes', { event: '*', schema: 'public', table: '*' }, (p) => {
+          if (p.table === 'accounts' || p.table === 'bulletin') anonEvents.push(p as Change);
+        }),
+    );
+    await server.db.query(`insert into public.accounts values (1, $1, 'pin 1234')`, [a.id]);
+    await waitFor(() => events.length === 1, 10_000, 'insert');
+    await server.db.query('delete from public.accounts where id = 1');
+    await waitFor(() => events.length === 2, 10_000, 'delete');
+    // The owner sees the columns it may select, and of a DELETE on a table with RLS only the key.
+    expect(events[0]).toMatchObject({ eventType: 'INSERT', new: { id: 1, user_id: a.id } });
+    expect(Object.keys(events[0]!.new)).toEqual(['id', 'user_id']);
+    expect(events[1]).toMatchObject({ eventType: 'DELETE', old: { id: 1 } });
+    expect(Object.keys(events[1]!.old)).toEqual(['id']);
+    // anon has no privilege on accounts: nothing, not even the DELETE. The bulletin insert
+    // comes after in commit order, so once it is there the others would have been too.
+    await server.db.query(`insert into public.bulletin values (1, 'hello')`);
+    await waitFor(() => anonEvents.length >= 1, 10_000, 'bulletin');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(anonEvents.map((e) => `${e.table} ${e.eventType}`)).toEqual(['bulletin INSERT']);
+  });
+
+  it('never matches a filter on an Object.prototype name', async () => {
+    const a = await signedUp(server);
+    const tricked: Change[] = [];
+    const control: Change[] = [];
+    await subscribed(
+      client(server)
+        .channel('proto')
+        .on(
+          'postgres_changes',
+          { event: '*', schema: 'public', table: 'bulletin', filter: 'constructor=eq.x' },
+          (p) => tricked.push(p as Change),
+        )
+        .on(
+          'postgres_changes',
+          { event: '*', schema: 'public', table: 'bulletin', filter: 'toString=neq.x' },
+          (p) => tricked.push(p as Change),
+        ),
+    );
+    await subscribed(
+      a.sb
+        .channel('proto-control')
+        .on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'bulletin' }, (p) =>
+          control.push(p as Change),
+        ),
+    );
+    await server.db.query(`insert into public.bulletin values (2, 'x')`);
+    await waitFor(() => control.length === 1, 10_000, 'control event');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(tricked).toEqual([]);
+  });
+
+  it('refuses a token whose role is not granted to authenticator, on join and on access_token update', async () => {
+    const a = await signedUp(server);
+    await a.sb.rpc('userdb_init');
+    const superuser = signJwt(
+      { sub: a.id, role: 'postgres', exp: Math.floor(Date.now() / 1000) + 600 },
+      server.jwtSecret,
+    );
+    // The RPC routes answer 403 for that token...
+    const rpc = client(server);
+    await rpc.realtime.setAuth(superuser);
+    const viaRpc = await fetch(`${server.url}/rest/v1/rpc/userdb_init`, {
+      method: 'POST',
+      headers: {
+        apikey: server.anonKey,
+        authorization: `Bearer ${superuser}`,
+        'content-type': 'application/json',
+      },
+      body: '{}',
+    });
+    expect(viaRpc.status).toBe(403);
+    // ...and Realtime refuses to join with it.
+    const error = await new Promise<string>((resolve) => {
+      rpc
+        .channel('as-postgres')
+        .on('postgres_changes', { event: '*', schema: 'public', table: 'user_databases' }, () => undefined)
+        .subscribe((status, e) => {
+          if (status !== 'SUBSCRIBED') resolve(e?.message ?? status);
+        });
+    });
+    expect(error).toBe(
+      'Unauthorized: You do not have permissions to read from this Channel topic: as-postgres',
+    );
+    await rpc.removeAllChannels();
+
+    // A joined channel whose token is updated to such a role is closed and gets nothing more.
+    const device = await secondDevice(a);
+    const events: Change[] = [];
+    const system: { status?: string; message?: string }[] = [];
+    const channel = device
+      .channel('downgrade')
+      .on('system', {}, (p: { status?: string; message?: string }) => system.push(p))
+      .on('postgres_changes', { event: 'UPDATE', schema: 'public', table: 'user_databases' }, (p) =>
+        events.push(p as Change),
+      );
+    await subscribed(channel);
+    await touch(a, 'before');
+    await waitFor(() => events.length === 1, 10_000, 'event before the update');
+    await device.realtime.setAuth(superuser);
+    await waitFor(() => system.some((m) => m.status === 'error'), 10_000, 'channel closed');
+    expect(system.find((m) => m.status === 'error')?.message).toBe(
+      'You do not have permissions to read from this Channel topic: downgrade',
+    );
+    const witness = listen(await secondDevice(a), 'witness', `user_id=eq.${a.id}`);
+    await witness.ready;
+    await touch(a, 'after');
+    await waitFor(() => witness.events.length === 1, 10_000, 'witness event');
+    expect(events.length).toBe(1);
   });
 });

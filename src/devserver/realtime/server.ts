@@ -19,7 +19,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
-import type { Database } from '../database.js';
+import type { Database, Queryable } from '../database.js';
 import { type JwtClaims, verifyJwt } from '../jwt.js';
 import { ChannelAuthorization } from './authorization.js';
 import { type ChangeColumn, matchesFilter, parseFilter, type RealtimeFilter } from './filter.js';
@@ -146,6 +146,10 @@ const GARBAGE_COLLECTION_INTERVAL_MS = 30_000;
 const TABLE_INFO_TTL_MS = 2000;
 /** Captured changes read and delivered per database round trip. */
 const BATCH = 1000;
+/** The longest transaction delivery keeps open on its PostgreSQL connection. */
+const MAX_DELIVERY_TRANSACTION_MS = 250;
+/** How long an idle delivery transaction waits for the next notification before ending. */
+const DELIVERY_LINGER_MS = 500;
 /** Node timers cannot wait longer than this. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -202,9 +206,14 @@ export class RealtimeServer {
   #unlisten: (() => Promise<void>) | undefined;
   #draining: Promise<void> | undefined;
   #drainAgain = false;
-  /** Ids of captured changes, in the order their NOTIFYs arrived: commit order. */
-  #pending: string[] = [];
+  /**
+   * Captured changes in the order their NOTIFYs arrived (commit order): the change's JSON
+   * when it came in the notification, else only its id (read from the table).
+   */
+  #pending: { id: string; text: string | undefined }[] = [];
   #lastGarbageCollection = 0;
+  /** Wakes a delivery transaction waiting for the next notification. */
+  #notified: (() => void) | undefined;
   #stopped = false;
   #delivered = 0;
   /** Table metadata, re-read when a few seconds old or when the row's columns changed. */
@@ -239,8 +248,11 @@ export class RealtimeServer {
     this.#stopped = false;
     await this.#collectGarbage();
     this.#unlisten = await this.#o.db.listen('_userdb_realtime', (payload) => {
-      if (!/^\d+$/.test(payload)) return;
-      this.#pending.push(payload);
+      const colon = payload.indexOf(':');
+      const id = colon === -1 ? payload : payload.slice(0, colon);
+      if (!/^\d+$/.test(id)) return;
+      this.#pending.push({ id, text: colon === -1 ? undefined : payload.slice(colon + 1) });
+      this.#notified?.();
       this.#scheduleDrain();
     });
   }
@@ -256,6 +268,7 @@ export class RealtimeServer {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#pending = [];
+    this.#notified?.();
     this.closeAllSockets();
     const unlisten = this.#unlisten;
     this.#unlisten = undefined;
@@ -734,25 +747,70 @@ export class RealtimeServer {
   }
 
   async #drain(): Promise<void> {
+    const db = this.#o.db;
     while (this.#pending.length > 0 && !this.#stopped) {
-      const batch = this.#pending.splice(0, BATCH);
-      // Every listening server reads the rows (nobody takes them out), so several dev
-      // servers can share a database; old rows are collected after a while.
-      const rows = await this.#o.db.query<{ id: string; change: string }>(
-        `select id::text as id, change::text as change from _userdb_realtime.changes
-         where id = any(string_to_array($1, ',')::bigint[])`,
-        [batch.join(',')],
-      );
-      const byId = new Map(rows.map((row) => [row.id, row.change]));
-      const changes: (CapturedChange | CapturedMessage)[] = [];
-      for (const id of batch) {
-        const text = byId.get(id);
-        if (text !== undefined) changes.push(JSON.parse(text) as CapturedChange | CapturedMessage);
+      if (db.kind === 'postgres') {
+        // On PostgreSQL the RPCs share a small pool: under load, every delivery query would
+        // wait behind them for a connection. So delivery keeps one connection while
+        // notifications keep coming (it lets go after a short idle wait), committing and
+        // beginning again every few hundred milliseconds so that no long transaction holds
+        // back vacuum.
+        await db.transaction(async (tx) => {
+          let began = Date.now();
+          do {
+            await this.#drainBatch(tx);
+            if (Date.now() - began > MAX_DELIVERY_TRANSACTION_MS) {
+              await tx.query('commit');
+              await tx.query('begin');
+              began = Date.now();
+            }
+            if (this.#pending.length === 0) await this.#nextNotification(DELIVERY_LINGER_MS);
+          } while (this.#pending.length > 0 && !this.#stopped);
+        });
+      } else {
+        await this.#drainBatch(db);
       }
-      await this.#deliver(changes);
     }
     if (Date.now() - this.#lastGarbageCollection > GARBAGE_COLLECTION_INTERVAL_MS)
       await this.#collectGarbage();
+  }
+
+  /** Resolves when a notification arrives, or after `ms`. */
+  #nextNotification(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#notified = undefined;
+        resolve();
+      }, ms);
+      this.#notified = () => {
+        clearTimeout(timer);
+        this.#notified = undefined;
+        resolve();
+      };
+    });
+  }
+
+  async #drainBatch(q: Queryable): Promise<void> {
+    const batch = this.#pending.splice(0, BATCH);
+    // Changes too large for a notification are read from the table. Every listening
+    // server reads the rows (nobody takes them out), so several dev servers can share a
+    // database; old rows are collected after a while.
+    const stored = batch.filter((p) => p.text === undefined).map((p) => p.id);
+    const byId = new Map<string, string>();
+    if (stored.length > 0) {
+      const rows = await q.query<{ id: string; change: string }>(
+        `select id::text as id, change::text as change from _userdb_realtime.changes
+         where id = any(string_to_array($1, ',')::bigint[])`,
+        [stored.join(',')],
+      );
+      for (const row of rows) byId.set(row.id, row.change);
+    }
+    const changes: (CapturedChange | CapturedMessage)[] = [];
+    for (const { id, text } of batch) {
+      const json = text ?? byId.get(id);
+      if (json !== undefined) changes.push(JSON.parse(json) as CapturedChange | CapturedMessage);
+    }
+    await this.#deliver(q, changes);
   }
 
   async #collectGarbage(): Promise<void> {
@@ -769,7 +827,7 @@ export class RealtimeServer {
     );
   }
 
-  async #tableInfo(change: CapturedChange): Promise<TableInfo | undefined> {
+  async #tableInfo(q: Queryable, change: CapturedChange): Promise<TableInfo | undefined> {
     const key = `${change.schema}.${change.table}`;
     const cached = this.#tables.get(key);
     if (cached !== undefined && Date.now() - cached.at < TABLE_INFO_TTL_MS) {
@@ -781,7 +839,7 @@ export class RealtimeServer {
         names.every((n) => Object.hasOwn(record, n));
       if (same) return cached.info;
     }
-    const rows = await this.#o.db.query<{ rls: boolean; replident: string; columns: string; pk: string }>(
+    const rows = await q.query<{ rls: boolean; replident: string; columns: string; pk: string }>(
       `select c.relrowsecurity as rls, c.relreplident::text as replident,
          (select coalesce(json_agg(json_build_object('name', a.attname, 'type', t.typname,
                    'sql', pg_catalog.format_type(a.atttypid, a.atttypmod)) order by a.attnum), '[]'::json)
@@ -817,7 +875,7 @@ export class RealtimeServer {
    * query (`_userdb_realtime.visible`): the columns each role may select and, on tables
    * with row level security, whether each identity can select each changed row.
    */
-  async #deliver(changes: readonly (CapturedChange | CapturedMessage)[]): Promise<void> {
+  async #deliver(q: Queryable, changes: readonly (CapturedChange | CapturedMessage)[]): Promise<void> {
     const plans: (PlannedChange | CapturedMessage)[] = [];
     const checks: VisibilityCheck[] = [];
     const checkIndex = new Map<string, number>();
@@ -826,7 +884,7 @@ export class RealtimeServer {
         plans.push(change);
         continue;
       }
-      const plan = await this.#plan(change, checks, checkIndex);
+      const plan = await this.#plan(q, change, checks, checkIndex);
       if (plan !== undefined) plans.push(plan);
     }
     let visible: { cols: Set<string>; keys: Set<number> }[] = [];
@@ -838,7 +896,7 @@ export class RealtimeServer {
         sql: c.rls && c.keys.length > 0 ? this.#visibilitySql(c.info, c.rel) : null,
         keys: c.keys,
       }));
-      const rows = await this.#o.db.query<{ i: number; cols: string[] | string; keys: number[] | string }>(
+      const rows = await q.query<{ i: number; cols: string[] | string; keys: number[] | string }>(
         'select i, cols, keys from _userdb_realtime.visible($1::jsonb)',
         [JSON.stringify(input)],
       );
@@ -867,6 +925,7 @@ export class RealtimeServer {
   }
 
   async #plan(
+    q: Queryable,
     change: CapturedChange,
     checks: VisibilityCheck[],
     checkIndex: Map<string, number>,
@@ -884,7 +943,7 @@ export class RealtimeServer {
       }
     }
     if (candidates.length === 0) return undefined;
-    const info = await this.#tableInfo(change);
+    const info = await this.#tableInfo(q, change);
     if (info === undefined || info.primaryKey.length === 0) return undefined;
 
     // What Realtime's wal2json stream knows: the new row, and of the old row only the

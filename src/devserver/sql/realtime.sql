@@ -2,9 +2,9 @@
 --
 -- Hosted Realtime reads the write-ahead log (wal2json). The dev server cannot rely on
 -- logical decoding (PGlite has none), so each table of the publication
--- supabase_realtime gets an AFTER ROW trigger that queues the change here and sends
--- its id with NOTIFY (whose payload is limited to 8000 bytes, so the row travels in
--- the table, not in the notification). NOTIFY is delivered on commit only and in commit
+-- supabase_realtime gets an AFTER ROW trigger that sends the change with NOTIFY (whose
+-- payload is limited to 8000 bytes: a larger change is stored here and only its id is
+-- sent). NOTIFY is delivered on commit only and in commit
 -- order, so rolled back changes are never seen. Writes from every connection are
 -- captured, and every listening server reads them (old rows are deleted after a while).
 -- Idempotent.
@@ -20,6 +20,28 @@ create table if not exists _userdb_realtime.changes (
 alter table _userdb_realtime.changes
   add column if not exists captured_at timestamptz not null default clock_timestamp();
 
+-- Queues one change for the listening servers: a change that fits in a notification
+-- (payload limit 8000 bytes) travels in it as `id:json`; a larger one is stored in the
+-- table and only its id is sent. Ids come from one sequence, in capture order.
+create or replace function _userdb_realtime.queue(change jsonb)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  change_id bigint := nextval('_userdb_realtime.changes_id_seq');
+  text_form text := change::text;
+begin
+  if octet_length(text_form) <= 7900 then
+    perform pg_notify('_userdb_realtime', change_id::text || ':' || text_form);
+  else
+    insert into _userdb_realtime.changes (id, change) values (change_id, change);
+    perform pg_notify('_userdb_realtime', change_id::text);
+  end if;
+end
+$$;
+
 -- Values are rendered with to_jsonb in UTC, as Realtime renders wal2json values
 -- (realtime.cast: to_jsonb(value::type)) on a UTC database.
 create or replace function _userdb_realtime.capture()
@@ -29,11 +51,8 @@ security definer
 set search_path = ''
 set timezone = 'UTC'
 as $$
-declare
-  change_id bigint;
 begin
-  insert into _userdb_realtime.changes (change)
-  values (
+  perform _userdb_realtime.queue(
     jsonb_build_object(
       'type', tg_op,
       'schema', tg_table_schema,
@@ -42,9 +61,7 @@ begin
       'record', case when tg_op <> 'DELETE' then to_jsonb(new) end,
       'old_record', case when tg_op <> 'INSERT' then to_jsonb(old) end
     )
-  )
-  returning id into change_id;
-  perform pg_notify('_userdb_realtime', change_id::text);
+  );
   return null;
 end
 $$;
@@ -99,21 +116,19 @@ select _userdb_realtime.sync_triggers();
 -- Broadcast from the database: every committed insert into realtime.messages is queued
 -- like a change (same table, same NOTIFY, so broadcasts and postgres_changes keep one
 -- commit order) and sent to the channels of its topic. Hosted Realtime reads these
--- inserts from the write-ahead log; a rolled back insert is never seen here either.
+-- inserts from the write-ahead log; a rolled back insert is never seen here either. (Its
+-- own trigger name: sync_triggers manages _userdb_realtime_capture by publication.)
 create or replace function _userdb_realtime.capture_message()
 returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  change_id bigint;
 begin
   if new.extension is distinct from 'broadcast' then
     return null;
   end if;
-  insert into _userdb_realtime.changes (change)
-  values (
+  perform _userdb_realtime.queue(
     jsonb_build_object(
       'type', 'BROADCAST',
       'id', new.id,
@@ -123,9 +138,7 @@ begin
       'payload', new.payload,
       'binary_payload', case when new.binary_payload is not null then encode(new.binary_payload, 'base64') end
     )
-  )
-  returning id into change_id;
-  perform pg_notify('_userdb_realtime', change_id::text);
+  );
   return null;
 end
 $$;
@@ -134,9 +147,9 @@ do $realtime$
 begin
   if not exists (
     select 1 from pg_catalog.pg_trigger
-    where tgrelid = 'realtime.messages'::regclass and tgname = '_userdb_realtime_capture'
+    where tgrelid = 'realtime.messages'::regclass and tgname = '_userdb_realtime_broadcast'
   ) then
-    create trigger _userdb_realtime_capture after insert on realtime.messages
+    create trigger _userdb_realtime_broadcast after insert on realtime.messages
       for each row execute function _userdb_realtime.capture_message();
   end if;
 end
