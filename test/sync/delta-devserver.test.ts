@@ -10,7 +10,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type DevServer, startDevServer } from '../../src/devserver/index.js';
 import { converged, type Device, eventually, newUser, openDevice } from './helpers/devices.js';
 
-
 let server: DevServer;
 const open: Device[] = [];
 
