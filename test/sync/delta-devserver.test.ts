@@ -89,12 +89,17 @@ describe('delta sync through the dev server', () => {
 
   it('a push whose answer was lost: its own change comes back in the chain and acknowledges the outbox', async () => {
     const { a, b } = await pair();
-    server.faults.dropResponseAfterCommit((c) => c.fn === 'userdb_patch');
+    // Only the answer of A's next push is lost; then B writes before A retries.
+    let lost = false;
+    server.faults.dropResponseAfterCommit((c) => {
+      if (lost || c.fn !== 'userdb_patch') return false;
+      lost = true;
+      return true;
+    });
     await a.db.table('projects').update('p_3', { title: 'Answer lost' });
+    await eventually(() => server.faults.droppedResponses > 0, 10_000, 'a dropped answer');
     await b.db.table('projects').update('p_4', { title: 'Meanwhile on B' });
     await b.engine.flush();
-    await eventually(() => server.faults.droppedResponses > 0, 10_000, 'a dropped answer');
-    server.faults.reset();
     await a.engine.flush();
     await converged([a, b]);
     expect(a.conflicts).toEqual([]);
