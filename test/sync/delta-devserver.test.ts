@@ -60,6 +60,20 @@ describe('delta sync through the dev server', () => {
     await converged([a, b]);
   });
 
+  it('a change too large for a Broadcast (ops null) makes B pull it, by delta', async () => {
+    const { a, b } = await pair();
+    const before = pulls(b);
+    const baseWrites = b.db.localStore.writeStats.baseWrites;
+    const big = 'x'.repeat(40_000); // over userdb.broadcast_max_bytes() (32 KiB)
+    await a.db.table('projects').update('p_9', { title: big });
+    await a.engine.flush();
+    await eventually(async () => (await b.db.table('projects').get('p_9'))?.title === big);
+    expect(pulls(b)).toBeGreaterThan(before);
+    await converged([a, b]);
+    // the pull answered the chain, not the document: no base rewrite on B
+    expect(b.db.localStore.writeStats.baseWrites).toBe(baseWrites);
+  });
+
   it('B offline for many changes catches up in one pull whose answer is smaller than the document', async () => {
     const { user, a, b } = await pair();
     await b.db.close(); // asleep: no channel, no pulls

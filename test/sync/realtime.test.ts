@@ -87,10 +87,10 @@ describe('sync through the dev server', () => {
     await expect(local.flush()).rejects.toBeInstanceOf(DatabaseClosedError);
   });
 
-  it('a record Realtime cut down for size (errors: 413) makes B call userdb_pull instead', async () => {
+  it('without delta sync (postgres_changes): a record Realtime cut down for size (errors: 413) makes B call userdb_pull instead', async () => {
     const user = await newUser(server);
-    const a = await openDevice(server, user);
-    const b = await openDevice(server, user);
+    const a = await openDevice(server, user, { sync: { delta: false } });
+    const b = await openDevice(server, user, { sync: { delta: false } });
     open.push(a, b);
     await converged([a, b]);
     const pullsBefore = b.rpc.calls.filter((c) => c === 'userdb_pull').length;

@@ -75,13 +75,31 @@ describe('offline on both devices, then online', () => {
     server.faults.offline(false);
     await converged([a, b]);
     const conflicts = [...a.conflicts, ...b.conflicts];
-    expect(conflicts).toHaveLength(1);
-    const [c] = conflicts;
+    const changed = conflicts.filter((x) => x.kind === 'field_changed');
+    expect(changed).toHaveLength(1);
+    const [c] = changed;
     expect(c).toMatchObject({ kind: 'field_changed', table: 'projects', key: 'p_1', field: 'title' });
     const final = (await a.db.table('projects').get('p_1'))?.title;
     expect(final).toBe(c?.local);
     expect(c?.remote).toBe(final === 'A' ? 'B' : 'A');
     expect((await b.db.table('projects').get('p_1'))?.title).toBe(final);
+    // The device whose acknowledged write was overridden is told as well, once.
+    await eventually(
+      () => [...a.conflicts, ...b.conflicts].some((x) => x.kind === 'overridden'),
+      10_000,
+      'the overridden report',
+    );
+    expect([...a.conflicts, ...b.conflicts].filter((x) => x.kind !== 'field_changed')).toEqual([
+      {
+        kind: 'overridden',
+        table: 'projects',
+        key: 'p_1',
+        field: 'title',
+        local: c?.remote,
+        remote: final,
+        resolution: 'dropped',
+      },
+    ]);
   });
 
   it('update vs remote delete: the delete wins, the dropped update is reported', async () => {
