@@ -25,6 +25,7 @@
 import { EMPTY, Observable, of, Subject } from 'rxjs';
 import {
   type CompactDoc,
+  checkTableName,
   type FieldDef,
   isFieldType,
   type Json,
@@ -38,6 +39,7 @@ import {
   type RebaseConflict,
   sameSchema,
   type TableSchema,
+  textIssue,
   toCompact,
   toKeyed,
 } from '../doc/index.js';
@@ -47,6 +49,7 @@ import {
   SchemaError,
   StorageError,
   type UserDbError,
+  ValidationError,
 } from '../errors.js';
 import { LiveQueries, layerToKeyed, Overlay, type ReadLayer, View } from '../query/index.js';
 import {
@@ -307,8 +310,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
    */
   createTable(name: string, schema: TableSchema): Promise<void> {
     return this.write((scope) => {
-      if (typeof name !== 'string' || name === '')
-        throw new SchemaError('a table name must be a non-empty string');
+      checkTableName(name);
       const parsed = parseTableSchema(schema, name);
       if (scope.layer.schemaOf(name) !== undefined)
         throw new SchemaError('table already exists', { table: name });
@@ -352,6 +354,12 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       const name: unknown = field?.name;
       if (typeof name !== 'string' || name === '')
         throw new SchemaError('a field needs a non-empty name', { table });
+      const nameIssue = textIssue(name);
+      if (nameIssue !== undefined)
+        throw new SchemaError(`invalid field name: PostgreSQL cannot store ${nameIssue}`, {
+          table,
+          field: name,
+        });
       if (!isFieldType(field.type)) {
         throw new SchemaError(`unknown field type ${JSON.stringify(field.type)}`, { table, field: name });
       }
@@ -410,6 +418,11 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   transaction<R>(fn: () => R | Promise<R>): Promise<R> {
     try {
       this.assertOpen();
+      if (typeof fn !== 'function') {
+        throw new ValidationError(
+          `db.transaction(fn) needs a function, got ${fn === null ? 'null' : typeof fn}`,
+        );
+      }
     } catch (e) {
       return Promise.reject(e);
     }

@@ -18,7 +18,7 @@
  * document (by the typed schema); primary-key fields are always non-null.
  */
 import { ValidationError } from '../errors.js';
-import { isPlainObject, jsonIssue } from './json.js';
+import { isPlainObject, jsonIssue, textIssue } from './json.js';
 import type { FieldType, Json } from './types.js';
 
 /**
@@ -106,8 +106,11 @@ function isDateTimeString(s: string): boolean {
 export function valueIssue(type: FieldType, value: unknown): string | undefined {
   if (value === null) return undefined;
   switch (type) {
-    case 'string':
-      return typeof value === 'string' ? undefined : `expected a string, got ${kindOf(value)}`;
+    case 'string': {
+      if (typeof value !== 'string') return `expected a string, got ${kindOf(value)}`;
+      const issue = textIssue(value);
+      return issue === undefined ? undefined : `PostgreSQL cannot store ${issue}`;
+    }
     case 'number':
       return typeof value === 'number' && Number.isFinite(value)
         ? undefined

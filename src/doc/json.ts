@@ -50,17 +50,45 @@ function formatPath(path: readonly (string | number)[]): string {
   return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('');
 }
 
+// U+0000, a high surrogate not followed by a low one, or a low surrogate not preceded by a high one
+// biome-ignore lint/suspicious/noControlCharactersInRegex: U+0000 is exactly what is looked for
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Why PostgreSQL could not store `text` in a `jsonb` document (it holds U+0000, which `jsonb`
+ * rejects with 22P05, or a lone UTF-16 surrogate, which is not Unicode and fails with 22P02), or
+ * `undefined` when it can.
+ *
+ * @example
+ * ```ts
+ * textIssue('a\u0000b'); // 'the character U+0000 at index 1'
+ * textIssue('ok');        // undefined
+ * ```
+ */
+export function textIssue(text: string): string | undefined {
+  const m = UNSTORABLE.exec(text);
+  if (m === null) return undefined;
+  const code = (m[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
+  return code === '0000'
+    ? `the character U+0000 at index ${m.index}`
+    : `a lone surrogate U+${code} at index ${m.index}`;
+}
+
 /**
  * Returns why `value` is not plain JSON (e.g. `"undefined at [2]"`), or `undefined` when it is.
  * Rejects `undefined`, functions, symbols, bigints, non-finite numbers, sparse arrays,
- * non-plain objects (Date, Map, class instances), symbol-keyed properties and cycles.
+ * non-plain objects (Date, Map, class instances), symbol-keyed properties, cycles, and strings or
+ * object keys PostgreSQL cannot store (see {@link textIssue}).
  */
 export function jsonIssue(value: unknown): string | undefined {
   const path: (string | number)[] = [];
   const stack = new Set<object>();
   const visit = (v: unknown): string | undefined => {
     switch (typeof v) {
-      case 'string':
+      case 'string': {
+        const issue = textIssue(v);
+        return issue === undefined ? undefined : `${issue}${at()}`;
+      }
       case 'boolean':
         return undefined;
       case 'number':
@@ -83,6 +111,8 @@ export function jsonIssue(value: unknown): string | undefined {
         if (Object.getOwnPropertySymbols(v).length > 0) return `a symbol-keyed property${at()}`;
         stack.add(v);
         for (const key of Object.keys(v)) {
+          const keyIssue = textIssue(key);
+          if (keyIssue !== undefined) return `${keyIssue} in the key ${JSON.stringify(key)}${at()}`;
           path.push(key);
           const issue = visit(v[key]);
           path.pop();

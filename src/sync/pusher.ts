@@ -35,9 +35,28 @@ export interface PushContext {
   maxBytes: number;
 }
 
-function bytesOf(entries: readonly SyncOutboxEntry[]): number {
+/** UTF-8 bytes of `text` (what the store's cap and the server count), without encoding it. */
+export function utf8Bytes(text: string): number {
   let n = 0;
-  for (const e of entries) n += JSON.stringify(e.ops).length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** UTF-8 bytes of the entries' ops as JSON, counted as the store's `maxBytes` cap counts them. */
+export function bytesOf(entries: readonly SyncOutboxEntry[]): number {
+  let n = 0;
+  for (const e of entries) n += utf8Bytes(JSON.stringify(e.ops));
   return n;
 }
 
