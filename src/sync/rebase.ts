@@ -81,6 +81,10 @@ export function rebaseOutbox(
     entries.map((e) => e.ops),
   );
   const patches = result.patches;
+  // entries that create a table are stored in their original form (see `createsTable`); a hook's
+  // decision must reach that form too, or the next rebase (at push time, without the hooks) would
+  // bring the local value back
+  const originals = entries.map((e) => (createsTable(e.ops) ? e.ops.map((op) => ({ ...op })) : null));
   const conflicts: SyncConflict[] = [];
   for (const c of result.conflicts) {
     if (
@@ -99,11 +103,14 @@ export function rebaseOutbox(
         local: c.local ?? null,
         remote: c.remote ?? null,
       });
+      const path = keyedPath.cell(c.table, c.key, c.field);
       if (decision === 'remote') {
-        dropCell(patches, keyedPath.cell(c.table, c.key, c.field));
+        dropCell(patches, path);
+        dropCell(originals, path);
         out.resolution = 'dropped';
       } else if (decision !== undefined && decision !== 'local') {
-        overrideCell(patches, keyedPath.cell(c.table, c.key, c.field), decision.value);
+        overrideCell(patches, path, decision.value);
+        overrideOriginalCell(originals, path, c.remote ?? null, decision.value);
         out.resolution = 'merged';
         out.value = decision.value;
       }
@@ -111,7 +118,7 @@ export function rebaseOutbox(
     conflicts.push(out);
   }
   return {
-    entries: entries.map((e, i) => ({ seq: e.seq, ops: createsTable(e.ops) ? e.ops : (patches[i] ?? []) })),
+    entries: entries.map((e, i) => ({ seq: e.seq, ops: originals[i] ?? patches[i] ?? [] })),
     rebased: entries.map((e, i) => ({ seq: e.seq, ops: patches[i] ?? [] })),
     conflicts,
   };
@@ -130,11 +137,40 @@ function createsTable(ops: readonly PatchOp[]): boolean {
 const TABLE_PATH = /^\/tables\/[^/]+$/;
 
 /** Removes every local test and replace of one cell: the remote value stays. */
-function dropCell(patches: PatchOp[][], path: string): void {
+function dropCell(patches: (PatchOp[] | null)[], path: string): void {
   for (let i = 0; i < patches.length; i++) {
-    patches[i] = (patches[i] ?? []).filter(
-      (op) => op.path !== path || (op.op !== 'replace' && op.op !== 'test'),
-    );
+    const patch = patches[i];
+    if (patch === null || patch === undefined) continue;
+    patches[i] = patch.filter((op) => op.path !== path || (op.op !== 'replace' && op.op !== 'test'));
+  }
+}
+
+/**
+ * {@link overrideCell} for entries kept in their original form: every replace of the cell writes
+ * `value`; the first test checks `remote` (the value the server holds now, as a rebase rewrites it),
+ * later ones `value`. So the next rebase finds no new conflict unless the server changes the cell again.
+ */
+function overrideOriginalCell(
+  originals: (PatchOp[] | null)[],
+  path: string,
+  remote: Json,
+  value: Json,
+): void {
+  let seenReplace = false;
+  let seenTest = false;
+  for (const patch of originals) {
+    if (patch === null) continue;
+    for (let j = 0; j < patch.length; j++) {
+      const op = patch[j];
+      if (op === undefined || op.path !== path) continue;
+      if (op.op === 'replace') {
+        patch[j] = { op: 'replace', path, value };
+        seenReplace = true;
+      } else if (op.op === 'test') {
+        patch[j] = { op: 'test', path, value: seenReplace || seenTest ? value : remote };
+        seenTest = true;
+      }
+    }
   }
 }
 

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { type KeyedTable, keyedOp } from '../../src/doc/index.js';
 import {
   AuthError,
   BadPatchError,
@@ -14,7 +15,15 @@ import type { SyncConflict } from '../../src/sync/rebase.js';
 import type { SyncStatus } from '../../src/sync/state.js';
 import { ManualClock, settle } from './helpers/clock.js';
 import { FakeRemote, FakeServer } from './helpers/fake-remote.js';
-import { createProjects, docWith, insert, remove, rowsOf, setField } from './helpers/fixtures.js';
+import {
+  createProjects,
+  docWith,
+  insert,
+  projectsSchema,
+  remove,
+  rowsOf,
+  setField,
+} from './helpers/fixtures.js';
 import { MemoryStore } from './helpers/memory-store.js';
 
 const engines: SyncEngine[] = [];
@@ -192,16 +201,23 @@ describe('SyncEngine: exactly-once', () => {
     const t = await synced();
     t.store.append(insert('p_2', 'Second'));
     t.remote.dropPatchResponses = 1;
-    const seqs: number[] = [];
-    t.remote.beforePatch = (b) => seqs.push(b.batchSeq);
+    const sent: { seq: number; ops: string }[] = [];
+    t.remote.beforePatch = (b) => sent.push({ seq: b.batchSeq, ops: JSON.stringify(b.ops) });
     await t.clock.advance(50);
     expect(t.engine.status.state).toBe('offline');
     expect(t.store.outbox).toHaveLength(1); // kept: the outcome is unknown
+    // a write after the lost answer: a new batch would take it along under a new batch_seq (and
+    // conflict); the resend must be exactly the unanswered batch, answered "already applied"
+    t.store.append(insert('p_3', 'Third'));
     await t.clock.advance(60_000);
-    expect(seqs).toEqual([seqs[0], seqs[0]]);
+    expect(sent.length).toBeGreaterThanOrEqual(3);
+    expect(sent[1]).toEqual(sent[0]);
+    expect(sent[2]?.seq).toBeGreaterThan(sent[0]?.seq ?? 0);
+    expect(t.server.patchCalls).toBe(sent.length);
     expect(rowsOf(t.server.doc)).toEqual([
       ['p_1', 'First', 'open'],
       ['p_2', 'Second', 'open'],
+      ['p_3', 'Third', 'open'],
     ]);
     expect(t.store.outbox).toEqual([]);
     expect(t.store.base.updatedAt).toBe(t.server.updatedAt);
@@ -435,6 +451,31 @@ describe('SyncEngine: conflict rules', () => {
     expect(t.conflicts.map((c) => [c.field, c.resolution])).toEqual([
       ['title', 'merged'],
       ['status', 'dropped'],
+    ]);
+  });
+
+  it('an onConflict decision holds for an entry that also creates a table (one transaction)', async () => {
+    const notes: KeyedTable = { schema: projectsSchema, rows: {} };
+    const t = await synced({
+      onConflict: {
+        projects: (c) =>
+          c.field === 'title' ? 'remote' : { value: `${String(c.remote)}+${String(c.local)}` },
+      },
+    });
+    // one outbox entry: create a table and edit another (kept in its original form in the outbox)
+    t.store.append([
+      keyedOp.addTable('notes', notes),
+      ...setField('p_1', 'title', 'First', 'L'),
+      ...setField('p_1', 'status', 'open', 'L'),
+    ]);
+    t.server.write(docWith([['p_1', 'R', 'R']]), false);
+    await t.clock.advance(50);
+    expect(t.store.outbox).toEqual([]);
+    expect(rowsOf(t.server.doc)).toEqual([['p_1', 'R', 'R+L']]);
+    expect(t.server.doc.tables.notes).toBeDefined();
+    expect(t.conflicts.map((c) => [c.field, c.resolution])).toEqual([
+      ['title', 'dropped'],
+      ['status', 'merged'],
     ]);
   });
 
