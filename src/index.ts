@@ -75,6 +75,7 @@ export type { SortDirection, WhereOp } from './query/index.js';
 export type {
   BackoffOptions,
   ConflictHandler,
+  DeleteConflict,
   FieldConflict,
   Signal,
   SyncConflict,

@@ -29,6 +29,7 @@ export * from './types.js';
 export {
   checkTableName,
   compactDocSchema,
+  normalizeRow,
   parseCompactDoc,
   parseTableSchema,
   sameSchema,

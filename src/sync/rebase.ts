@@ -8,10 +8,15 @@ import {
   type CompactDoc,
   type Json,
   jsonEqual,
+  type KeyedDoc,
   keyedPath,
+  normalizeRow,
   type PatchOp,
+  parseKeyedPath,
   type RebaseConflict,
+  type Row,
   rebase,
+  rowKey,
   toKeyed,
 } from '../doc/index.js';
 import type { RewrittenEntry, SyncOutboxEntry } from './ports.js';
@@ -24,7 +29,13 @@ import type { RewrittenEntry, SyncOutboxEntry } from './ports.js';
  * `onConflict` hook chose `value`).
  */
 export interface SyncConflict {
-  kind: RebaseConflict['kind'];
+  /**
+   * What happened (see docs/sync.md's conflict table); besides the kinds of `doc`'s rebase,
+   * `row_updated`: a row deleted locally was updated remotely meanwhile (`local` is the row as this
+   * device last had it from the server, `remote` the updated row). The delete wins by default
+   * (`applied`); an `onConflict` hook returning `'remote'` keeps the row (`dropped`).
+   */
+  kind: RebaseConflict['kind'] | 'row_updated';
   table: string;
   key?: string;
   field?: string;
@@ -37,6 +48,7 @@ export interface SyncConflict {
 
 /** A concurrent edit of one field on both sides, as passed to an `onConflict` hook. */
 export interface FieldConflict {
+  kind: 'field_changed';
   table: string;
   key: string;
   field: string;
@@ -47,10 +59,35 @@ export interface FieldConflict {
 }
 
 /**
- * Decides a same-field conflict of one table: `'local'` (the default), `'remote'` (drop the local
- * edit), or `{ value }` (write a merged value). Returning `undefined` keeps the default.
+ * A row this device deleted while another device updated it, as passed to an `onConflict` hook.
+ * `'local'` (the default) deletes it; `'remote'` keeps the server's row; `{ value }` keeps the row
+ * with `value` (a whole row of the table's fields; a value that does not fit keeps the server's row).
  */
-export type ConflictHandler = (conflict: FieldConflict) => 'local' | 'remote' | { value: Json } | undefined;
+export interface DeleteConflict {
+  kind: 'row_updated';
+  table: string;
+  key: string;
+  field?: undefined;
+  /** The row as this device last had it from the server, before it deleted it. */
+  local: Json;
+  /** The row the server holds now. */
+  remote: Json;
+}
+
+/**
+ * Decides a conflict of one table: the same field edited on both sides ({@link FieldConflict}) or a
+ * local delete of a row updated remotely ({@link DeleteConflict}). Return `'local'` (the default:
+ * the local edit or delete wins), `'remote'` (drop the local edit or delete), or `{ value }` (write
+ * a merged value, or keep the row with this value). Returning `undefined` keeps the default.
+ *
+ * @example
+ * ```ts
+ * const keepUpdatedRows: ConflictHandler = (c) => (c.kind === 'row_updated' ? 'remote' : 'local');
+ * ```
+ */
+export type ConflictHandler = (
+  conflict: FieldConflict | DeleteConflict,
+) => 'local' | 'remote' | { value: Json } | undefined;
 
 /** The outcome of {@link rebaseOutbox}. */
 export interface OutboxRebase {
@@ -74,6 +111,7 @@ export function rebaseOutbox(
   doc: CompactDoc,
   entries: readonly SyncOutboxEntry[],
   handlers: Readonly<Record<string, ConflictHandler>> = {},
+  previous?: CompactDoc,
 ): OutboxRebase {
   if (entries.length === 0) return { entries: [], rebased: [], conflicts: [] };
   const result = rebase(
@@ -97,6 +135,7 @@ export function rebaseOutbox(
     const handler = handlers[c.table];
     if (c.kind === 'field_changed' && handler !== undefined && c.key !== undefined && c.field !== undefined) {
       const decision = handler({
+        kind: 'field_changed',
         table: c.table,
         key: c.key,
         field: c.field,
@@ -116,6 +155,25 @@ export function rebaseOutbox(
       }
     }
     conflicts.push(out);
+  }
+  if (previous !== undefined) {
+    for (const c of deletesOfUpdatedRows(previous, doc, entries)) {
+      const out: SyncConflict = { ...c, resolution: 'applied' };
+      const decision = handlers[c.table]?.(c);
+      const path = keyedPath.row(c.table, c.key);
+      if (decision === 'remote') {
+        keepRow(patches, path, undefined);
+        keepRow(originals, path, undefined);
+        out.resolution = 'dropped';
+      } else if (decision !== undefined && decision !== 'local') {
+        const row = fittingRow(doc, c.table, c.key, decision.value);
+        keepRow(patches, path, row);
+        keepRow(originals, path, row);
+        out.resolution = row === undefined ? 'dropped' : 'merged';
+        if (row !== undefined) out.value = row;
+      }
+      conflicts.push(out);
+    }
   }
   return {
     entries: entries.map((e, i) => ({ seq: e.seq, ops: originals[i] ?? patches[i] ?? [] })),
@@ -191,5 +249,96 @@ function overrideCell(patches: PatchOp[][], path: string, value: Json): void {
         patch[j] = { op: 'test', path, value };
       }
     }
+  }
+}
+
+/**
+ * The rows a local entry removes that the server updated since `previous` (the base the entries were
+ * made on): present in both documents with different values. Each row is reported once.
+ */
+function deletesOfUpdatedRows(
+  previous: CompactDoc,
+  doc: CompactDoc,
+  entries: readonly SyncOutboxEntry[],
+): DeleteConflict[] {
+  const removed: { table: string; key: string }[] = [];
+  const seen = new Set<string>();
+  for (const e of entries) {
+    for (const op of e.ops) {
+      if (op.op !== 'remove') continue;
+      let target: ReturnType<typeof parseKeyedPath>;
+      try {
+        target = parseKeyedPath(op.path);
+      } catch {
+        continue; // not a keyed path: rebase reports it
+      }
+      if (target.target !== 'row' || target.row === undefined || seen.has(op.path)) continue;
+      seen.add(op.path);
+      removed.push({ table: target.table, key: target.row });
+    }
+  }
+  if (removed.length === 0) return [];
+  const tables = new Set(removed.map((r) => r.table));
+  const before = keyedTables(previous, tables);
+  const after = keyedTables(doc, tables);
+  const out: DeleteConflict[] = [];
+  for (const { table, key } of removed) {
+    const old = rowOf(before, table, key);
+    const now = rowOf(after, table, key);
+    if (old === undefined || now === undefined || jsonEqual(old as Json, now as Json)) continue;
+    out.push({ kind: 'row_updated', table, key, local: old as Json, remote: now as Json });
+  }
+  return out;
+}
+
+/** The keyed form of some tables of `doc` (only those, so a pull does not convert the whole base twice). */
+function keyedTables(doc: CompactDoc, names: ReadonlySet<string>): KeyedDoc {
+  const tables: CompactDoc['tables'] = {};
+  for (const name of names) {
+    if (Object.hasOwn(doc.tables, name)) {
+      Object.defineProperty(tables, name, { value: doc.tables[name], enumerable: true, writable: true });
+    }
+  }
+  return toKeyed({ version: 1, tables });
+}
+
+function rowOf(doc: KeyedDoc, table: string, key: string): Row | undefined {
+  const t = Object.hasOwn(doc.tables, table) ? doc.tables[table] : undefined;
+  return t !== undefined && Object.hasOwn(t.rows, key) ? t.rows[key] : undefined;
+}
+
+/** `value` as a row of `table` in `doc` with key `key`, or `undefined` when it does not fit. */
+function fittingRow(doc: CompactDoc, table: string, key: string, value: Json): Row | undefined {
+  const schema = Object.hasOwn(doc.tables, table) ? doc.tables[table]?.schema : undefined;
+  if (schema === undefined) return undefined;
+  try {
+    const row = normalizeRow(schema, value, { table, key });
+    return rowKey(schema, row, table) === key ? row : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Keeps a row deleted locally: removes every local `remove` of it; with `row`, the first removal
+ * becomes a `replace` writing `row` instead.
+ */
+function keepRow(patches: (PatchOp[] | null)[], path: string, row: Row | undefined): void {
+  let replaced = false;
+  for (let i = 0; i < patches.length; i++) {
+    const patch = patches[i];
+    if (patch === null || patch === undefined) continue;
+    const next: PatchOp[] = [];
+    for (const op of patch) {
+      if (op.op === 'remove' && op.path === path) {
+        if (row !== undefined && !replaced) {
+          next.push({ op: 'replace', path, value: row as Json });
+          replaced = true;
+        }
+        continue;
+      }
+      next.push(op);
+    }
+    patches[i] = next;
   }
 }
