@@ -22,6 +22,7 @@ export {
   createUserDb,
   defineSchema,
   type FieldShape,
+  type HeldEntry,
   type InferInsert,
   type InferRow,
   type InsertOf,

@@ -18,7 +18,7 @@
  * document (by the typed schema); primary-key fields are always non-null.
  */
 import { ValidationError } from '../errors.js';
-import { isPlainObject, jsonIssue, textIssue } from './json.js';
+import { isPlainObject, jsonIssue, storableIssue } from './json.js';
 import type { FieldType, Json } from './types.js';
 
 /**
@@ -106,11 +106,8 @@ function isDateTimeString(s: string): boolean {
 export function valueIssue(type: FieldType, value: unknown): string | undefined {
   if (value === null) return undefined;
   switch (type) {
-    case 'string': {
-      if (typeof value !== 'string') return `expected a string, got ${kindOf(value)}`;
-      const issue = textIssue(value);
-      return issue === undefined ? undefined : `PostgreSQL cannot store ${issue}`;
-    }
+    case 'string':
+      return typeof value === 'string' ? undefined : `expected a string, got ${kindOf(value)}`;
     case 'number':
       return typeof value === 'number' && Number.isFinite(value)
         ? undefined
@@ -142,6 +139,10 @@ export function valueIssue(type: FieldType, value: unknown): string | undefined 
     default:
       return `unknown field type ${JSON.stringify(type)}`;
   }
+}
+
+function prefixStorable(issue: string | undefined): string | undefined {
+  return issue === undefined ? undefined : `PostgreSQL cannot store ${issue}`;
 }
 
 function prefix(issue: string | undefined): string | undefined {
@@ -183,7 +184,8 @@ export function isValidValue(type: FieldType, value: unknown): boolean {
  * naming `where` (table, row key, field).
  *
  * A `Date` is converted for `datetime` (`toISOString()`) and `date` (its UTC calendar date);
- * an invalid Date is rejected; `-0` becomes `0`. Everything else must already be the encoding (see the module docs).
+ * an invalid Date is rejected; `-0` becomes `0`; text PostgreSQL cannot store (U+0000, a lone
+ * surrogate, in a string, nested, or in an object key) is rejected. Everything else must already be the encoding (see the module docs).
  *
  * @example
  * ```ts
@@ -201,7 +203,7 @@ export function encodeValue(type: FieldType, value: unknown, where: ValueLocatio
     const iso = v.toISOString();
     v = type === 'date' ? iso.slice(0, iso.indexOf('T')) : iso;
   }
-  const issue = valueIssue(type, v);
+  const issue = valueIssue(type, v) ?? prefixStorable(storableIssue(v));
   if (issue !== undefined) throw new ValidationError(`invalid value for ${type} field: ${issue}`, where);
   // JSON (and the server) have no negative zero: store 0 so both sides hold the same value.
   return Object.is(v, -0) ? 0 : (v as Json);

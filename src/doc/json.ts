@@ -75,20 +75,57 @@ export function textIssue(text: string): string | undefined {
 }
 
 /**
+ * Why PostgreSQL could not store the JSON `value`: the first string or object key holding text it
+ * rejects (see {@link textIssue}), with its path; `undefined` when it can. Checked at write time, so
+ * that such a value never reaches the outbox.
+ *
+ * @example
+ * ```ts
+ * storableIssue({ a: ['ok', 'b\u0000'] }); // 'the character U+0000 at index 1 at .a[1]'
+ * ```
+ */
+export function storableIssue(value: unknown): string | undefined {
+  const path: (string | number)[] = [];
+  const at = (): string => (path.length > 0 ? ` at ${formatPath(path)}` : '');
+  const visit = (v: unknown): string | undefined => {
+    if (typeof v === 'string') {
+      const issue = textIssue(v);
+      return issue === undefined ? undefined : `${issue}${at()}`;
+    }
+    if (typeof v !== 'object' || v === null) return undefined;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        path.push(i);
+        const issue = visit(v[i]);
+        path.pop();
+        if (issue !== undefined) return issue;
+      }
+      return undefined;
+    }
+    for (const key of Object.keys(v)) {
+      const keyIssue = textIssue(key);
+      if (keyIssue !== undefined) return `${keyIssue} in the key ${JSON.stringify(key)}${at()}`;
+      path.push(key);
+      const issue = visit((v as Record<string, unknown>)[key]);
+      path.pop();
+      if (issue !== undefined) return issue;
+    }
+    return undefined;
+  };
+  return visit(value);
+}
+
+/**
  * Returns why `value` is not plain JSON (e.g. `"undefined at [2]"`), or `undefined` when it is.
  * Rejects `undefined`, functions, symbols, bigints, non-finite numbers, sparse arrays,
- * non-plain objects (Date, Map, class instances), symbol-keyed properties, cycles, and strings or
- * object keys PostgreSQL cannot store (see {@link textIssue}).
+ * non-plain objects (Date, Map, class instances), symbol-keyed properties and cycles.
  */
 export function jsonIssue(value: unknown): string | undefined {
   const path: (string | number)[] = [];
   const stack = new Set<object>();
   const visit = (v: unknown): string | undefined => {
     switch (typeof v) {
-      case 'string': {
-        const issue = textIssue(v);
-        return issue === undefined ? undefined : `${issue}${at()}`;
-      }
+      case 'string':
       case 'boolean':
         return undefined;
       case 'number':
@@ -111,8 +148,6 @@ export function jsonIssue(value: unknown): string | undefined {
         if (Object.getOwnPropertySymbols(v).length > 0) return `a symbol-keyed property${at()}`;
         stack.add(v);
         for (const key of Object.keys(v)) {
-          const keyIssue = textIssue(key);
-          if (keyIssue !== undefined) return `${keyIssue} in the key ${JSON.stringify(key)}${at()}`;
           path.push(key);
           const issue = visit(v[key]);
           path.pop();

@@ -470,6 +470,17 @@ export class SyncEngine {
           this.#maxBytes = outcome.maxBytes;
           this.#dispatch({ type: 'done' });
           break;
+        case 'held': {
+          // listed by db.heldEntries(); the rest of the outbox keeps syncing, but a flush() that
+          // waited for a held entry learns that it did not reach the server
+          this.#dispatch({ type: 'done' });
+          const first = Math.min(...outcome.seqs);
+          const failed = this.#flushWaiters.filter((w) => w.target >= first);
+          this.#flushWaiters = this.#flushWaiters.filter((w) => w.target < first);
+          for (const w of failed) w.reject(outcome.error);
+          await this.#store.holdEntries(outcome.hold);
+          break;
+        }
       }
       void this.#checkFlushWaiters();
     } catch (e) {

@@ -51,6 +51,7 @@ export function syncStoreOf(store: LocalStore): SyncStore {
         base: { doc: args.doc, updatedAt: args.updatedAt },
       };
     },
+    holdEntries: (items) => store.quarantineEntries(items),
     onChange: (listener) => store.onChange(listener),
   };
 }

@@ -4,6 +4,7 @@ import {
   AuthError,
   BadPatchError,
   DatabaseClosedError,
+  ForbiddenError,
   InvalidRemoteDocumentError,
   NetworkError,
   PayloadTooLargeError,
@@ -280,13 +281,47 @@ describe('SyncEngine: errors', () => {
     expect(t.engine.status.state).toBe('idle');
   });
 
-  it('stops pushing on a permanent error, keeps the outbox, shows it, and resumes on flush()', async () => {
+  it('holds an entry the server refuses for good, with the later entries on the same rows; the rest syncs', async () => {
+    const t = await synced();
+    t.store.append(insert('p_2', 'Second')); // refused
+    t.store.append(setField('p_2', 'title', 'Second', 'Second, edited')); // same row: waits for it
+    t.store.append(insert('p_3', 'Third')); // independent
+    t.store.append(setField('p_1', 'title', 'First', 'First, edited')); // independent
+    const err = new BadPatchError('userdb_patch: op 0 rejected');
+    t.remote.failNext.push(err, err); // the batch, then the single entry it is narrowed to
+    await t.clock.advance(50);
+    await t.clock.advance(50);
+    expect(rowsOf(t.server.doc)).toEqual([
+      ['p_1', 'First, edited', 'open'],
+      ['p_3', 'Third', 'open'],
+    ]);
+    expect(t.store.outbox).toEqual([]);
+    expect(t.store.held.map((h) => h.seq)).toEqual([1, 2]);
+    expect(t.store.held[0]?.reason).toContain('op 0 rejected');
+    expect(t.store.held[1]?.reason).toContain('"waitsFor":1');
+    expect(t.engine.status).toMatchObject({ state: 'idle', pendingCount: 0 });
+    // later writes keep syncing
+    t.store.append(insert('p_4', 'Fourth'));
+    await t.clock.advance(50);
+    expect(rowsOf(t.server.doc).map((r) => r[0])).toEqual(['p_1', 'p_3', 'p_4']);
+  });
+
+  it('flush() rejects with the permanent error that stopped pushing', async () => {
+    const t = await synced({ pushDebounceMs: 10_000 });
+    t.store.append(insert('p_2', 'Second'));
+    t.remote.failNext.push(new BadPatchError('nope'));
+    await expect(t.engine.flush()).rejects.toBeInstanceOf(BadPatchError);
+    expect(t.store.outbox).toHaveLength(0);
+    expect(t.store.held).toHaveLength(1); // held, not dropped
+  });
+
+  it('a session of another user (403) stops pushing with the outbox intact, and resumes on flush()', async () => {
     const t = await synced();
     t.store.append(insert('p_2', 'Second'));
-    t.remote.failNext.push(new BadPatchError('userdb_patch: op 0 rejected'));
+    t.remote.failNext.push(new ForbiddenError('forbidden'));
     await t.clock.advance(50);
     expect(t.engine.status.state).toBe('error');
-    expect(t.engine.status.lastError).toBeInstanceOf(BadPatchError);
+    expect(t.engine.status.lastError).toBeInstanceOf(ForbiddenError);
     t.store.append(insert('p_3', 'Third'));
     await t.clock.advance(120_000);
     expect(t.server.patchCalls).toBe(0);
@@ -296,15 +331,7 @@ describe('SyncEngine: errors', () => {
     expect(t.engine.status).toMatchObject({ state: 'idle', lastError: null });
   });
 
-  it('flush() rejects with the permanent error that stopped pushing', async () => {
-    const t = await synced({ pushDebounceMs: 10_000 });
-    t.store.append(insert('p_2', 'Second'));
-    t.remote.failNext.push(new BadPatchError('nope'));
-    await expect(t.engine.flush()).rejects.toBeInstanceOf(BadPatchError);
-    expect(t.store.outbox).toHaveLength(1);
-  });
-
-  it('halves the batch on 413 when it has several entries; stops on a single oversized entry', async () => {
+  it('halves the batch on 413 when it has several entries; holds a single oversized entry', async () => {
     const t = await synced({ maxBatchBytes: 10_000 });
     for (let i = 0; i < 8; i++) t.store.append(insert(`n_${i}`, 'x'));
     const sizes: number[] = [];
@@ -314,10 +341,13 @@ describe('SyncEngine: errors', () => {
     expect(t.server.doc.tables.projects?.rows).toHaveLength(9);
     expect(Math.max(...sizes)).toBeLessThan(8);
     t.store.append(insert('big', 'y'));
-    t.remote.failNext.push(new PayloadTooLargeError('too big'));
+    t.store.append(insert('small', 'z'));
+    t.remote.failNext.push(new PayloadTooLargeError('too big'), new PayloadTooLargeError('too big'));
     await t.clock.advance(50);
-    expect(t.engine.status.lastError).toBeInstanceOf(PayloadTooLargeError);
-    expect(t.engine.status.state).toBe('error');
+    await t.clock.advance(50);
+    expect(t.store.held.map((h) => h.ops)).toEqual([insert('big', 'y')]);
+    expect(rowsOf(t.server.doc).map((r) => r[0])).toContain('small');
+    expect(t.engine.status.state).toBe('idle');
   });
 
   it('treats an expired session as transient and retries when the token is refreshed', async () => {
