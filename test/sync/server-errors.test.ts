@@ -64,8 +64,8 @@ describe('server errors through the whole engine', () => {
       10_000,
       'backoff after 503',
     );
-    const failed = a.statuses.filter((s) => s.lastError instanceof ServerError);
-    expect((failed[0]?.lastError as ServerError).status).toBe(503);
+    const failed = a.statuses.map((s) => s.lastError).filter((e) => e instanceof ServerError);
+    expect(failed[0]?.status).toBe(503);
     expect(a.engine.status.pendingCount).toBe(2);
     // several retries fail, none loses anything
     const patches = () => a.rpc.calls.filter((c) => c === 'userdb_patch').length;
