@@ -126,6 +126,8 @@ export class SyncEngine {
   readonly #handlers: Readonly<Record<string, ConflictHandler>>;
   readonly #realtime: boolean;
   #maxBytes: number;
+  /** The configured byte cap: restored once the entry at fault of a refused batch is held. */
+  readonly #batchBytes: number;
 
   readonly #state: BehaviorSubject<SyncState>;
   readonly #conflicts = new Subject<SyncConflict>();
@@ -169,6 +171,7 @@ export class SyncEngine {
     this.#handlers = o.onConflict ?? {};
     this.#realtime = o.realtime ?? true;
     this.#maxBytes = o.maxBatchBytes ?? 1024 * 1024;
+    this.#batchBytes = this.#maxBytes;
     this.#state = new BehaviorSubject(initialSyncState(this.#online.get()));
     this.status$ = this.#state.pipe(map(toStatus), distinctUntilChanged(sameStatus));
     this.conflicts$ = this.#conflicts.asObservable();
@@ -474,6 +477,7 @@ export class SyncEngine {
           // listed by db.heldEntries(); the rest of the outbox keeps syncing, but a flush() that
           // waited for a held entry learns that it did not reach the server
           this.#dispatch({ type: 'done' });
+          this.#maxBytes = this.#batchBytes; // the halving found the entry at fault
           const first = Math.min(...outcome.seqs);
           const failed = this.#flushWaiters.filter((w) => w.target >= first);
           this.#flushWaiters = this.#flushWaiters.filter((w) => w.target < first);

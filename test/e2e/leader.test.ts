@@ -54,7 +54,8 @@ async function openTab(browser: Browser | undefined, page: Page | undefined, ema
 describe.skipIf(launched === undefined)('leadership with Web Locks (Chromium)', () => {
   it('two tabs, one leader; the leader closes mid-flush; the other leads and pushes every edit of both', async () => {
     const user = await newUser(server);
-    const context = await (launched?.browser as Browser).newContext();
+    if (launched === undefined) throw new Error('no browser');
+    const context = await launched.browser.newContext();
     try {
       const a = await openTab(undefined, await context.newPage(), user.email);
       const b = await openTab(undefined, await context.newPage(), user.email);

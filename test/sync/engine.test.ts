@@ -348,6 +348,11 @@ describe('SyncEngine: errors', () => {
     expect(t.store.held.map((h) => h.ops)).toEqual([insert('big', 'y')]);
     expect(rowsOf(t.server.doc).map((r) => r[0])).toContain('small');
     expect(t.engine.status.state).toBe('idle');
+    // once the entry at fault is held, batches are as large as configured again
+    const calls = t.server.patchCalls;
+    for (let i = 0; i < 8; i++) t.store.append(insert(`m_${i}`, 'x'));
+    await t.clock.advance(50);
+    expect(t.server.patchCalls).toBe(calls + 1);
   });
 
   it('treats an expired session as transient and retries when the token is refreshed', async () => {

@@ -314,3 +314,24 @@ describe('held entries', () => {
     expect(parseHeldReason('not a keyed userdb path').error.code).toBe('storage');
   });
 });
+
+describe('error codes tell causes apart', () => {
+  it('every error class has its own code', () => {
+    const errors = [
+      new AuthError('x'),
+      new ForbiddenError('x'),
+      new InvalidRemoteDocumentError('x'),
+      new BadPatchError('x'),
+      new PayloadTooLargeError('x'),
+      new NetworkError('x'),
+      new ServerError('x'),
+      new StorageError('x'),
+      new ConflictError('x', null),
+    ];
+    expect(new Set(errors.map((e) => e.code)).size).toBe(errors.length);
+    expect(new ForbiddenError('x').code).toBe('forbidden');
+    expect(new InvalidRemoteDocumentError('x').code).toBe('invalid_remote_document');
+    expect(isTransient(new ForbiddenError('x'))).toBe(false);
+    expect(isTransient(new AuthError('x'))).toBe(true);
+  });
+});

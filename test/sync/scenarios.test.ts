@@ -154,6 +154,34 @@ describe('offline on both devices, then online', () => {
   });
 });
 
+describe('onConflict with a table created in the same transaction', () => {
+  it("'remote' keeps the server's value although the entry also creates a table", async () => {
+    const user = await newUser(server);
+    const a = await openDevice(server, user, {
+      sync: { onConflict: { projects: (c) => (c.kind === 'field_changed' ? 'remote' : undefined) } },
+    });
+    const b = await openDevice(server, user);
+    open.push(a, b);
+    await a.db.table('projects').insert({ id: 'p_1', title: 'Title', status: 'open' });
+    await a.engine.flush();
+    await converged([a, b]);
+    a.setOffline(true);
+    await a.db.transaction(async () => {
+      await a.db.createTable('notes', { fields: [{ name: 'id', type: 'string' }], primaryKey: ['id'] });
+      await a.db.table('projects').update('p_1', { title: 'A title' });
+    });
+    await b.db.table('projects').update('p_1', { title: 'B title' });
+    await b.engine.flush();
+    a.setOffline(false);
+    await a.engine.flush();
+    await converged([a, b]);
+    const doc = (await serverDoc(b.sb)) as { tables: Record<string, unknown> };
+    expect(doc.tables.notes).toBeDefined();
+    expect(rowsOf(doc)).toEqual([['p_1', 'B title', 'open', null]]);
+    expect(a.conflicts).toMatchObject([{ kind: 'field_changed', key: 'p_1', resolution: 'dropped' }]);
+  });
+});
+
 describe('delete vs update', () => {
   async function deletedOfflineWhileUpdated(sync: SyncOptions = {}) {
     const user = await newUser(server);
