@@ -31,9 +31,11 @@ export type UserDbErrorCode =
   | 'conflict'
   | 'payload_too_large'
   | 'auth'
+  | 'forbidden'
   | 'network'
   | 'server'
   | 'bad_patch'
+  | 'invalid_remote_document'
   | 'closed';
 
 function describe(message: string, loc: ErrorLocation): string {
@@ -170,7 +172,7 @@ export class AuthError extends UserDbError {
 export class ForbiddenError extends UserDbError {
   override name = 'ForbiddenError';
   constructor(message: string, options: UserDbErrorOptions = {}) {
-    super('auth', message, options);
+    super('forbidden', message, options);
   }
 }
 
@@ -237,7 +239,7 @@ export class BadPatchError extends UserDbError {
 export class InvalidRemoteDocumentError extends UserDbError {
   override name = 'InvalidRemoteDocumentError';
   constructor(message: string, options: UserDbErrorOptions = {}) {
-    super('schema', message, options);
+    super('invalid_remote_document', message, options);
   }
 }
 

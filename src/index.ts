@@ -23,6 +23,7 @@ export {
   defineSchema,
   type FieldShape,
   type IndexDefinition,
+  type HeldEntry,
   type InferInsert,
   type InferRow,
   type InsertOf,
@@ -76,6 +77,7 @@ export type { QueryExplain, SortDirection, WhereOp } from './query/index.js';
 export type {
   BackoffOptions,
   ConflictHandler,
+  DeleteConflict,
   FieldConflict,
   Signal,
   SyncConflict,

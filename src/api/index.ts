@@ -1,4 +1,6 @@
 /** The public API: typed schemas, the database, tables and queries. */
+
+export type { HeldEntry } from './held.js';
 export {
   type DeclaredTable,
   defineSchema,

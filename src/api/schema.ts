@@ -4,6 +4,7 @@
  */
 import type { z } from 'zod';
 import {
+  checkTableName,
   type FieldDef,
   type FieldType,
   type Json,
@@ -220,7 +221,15 @@ export interface UserDbSchema<S extends SchemaDefinition = SchemaDefinition> {
 
 /** The declared tables of a schema (internal). */
 export function declaredTables(schema: UserDbSchema | undefined): ReadonlyMap<string, DeclaredTable> {
-  return schema === undefined ? new Map() : schema[DECLARED];
+  if (schema === undefined) return new Map();
+  const declared: unknown =
+    typeof schema === 'object' && schema !== null ? (schema as Partial<UserDbSchema>)[DECLARED] : undefined;
+  if (!(declared instanceof Map)) {
+    throw new SchemaError(
+      'createUserDb: `schema` must be made by defineSchema({ … }) (got a plain value); pass defineSchema(definition)',
+    );
+  }
+  return declared as ReadonlyMap<string, DeclaredTable>;
 }
 
 interface ZodInternals {
@@ -398,6 +407,7 @@ export function defineSchema<const S extends SchemaDefinition>(
   if (typeof definition !== 'object' || definition === null)
     throw new SchemaError('a schema must be an object');
   for (const name of Object.keys(definition)) {
+    checkTableName(name);
     const table = definition[name] as TableDefinition;
     if (
       typeof table !== 'object' ||

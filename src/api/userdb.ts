@@ -22,9 +22,10 @@
  * new outbox rows and applies them (or, when the base changed or a row does not apply strictly,
  * rebuilds the view from base + outbox with the document module's tolerant `rebase`).
  */
-import { EMPTY, Observable, of, Subject } from 'rxjs';
+import { BehaviorSubject, EMPTY, filter, Observable, of, Subject } from 'rxjs';
 import {
   type CompactDoc,
+  checkTableName,
   type FieldDef,
   isFieldType,
   type Json,
@@ -38,6 +39,7 @@ import {
   type RebaseConflict,
   sameSchema,
   type TableSchema,
+  textIssue,
   toCompact,
   toKeyed,
 } from '../doc/index.js';
@@ -47,6 +49,7 @@ import {
   SchemaError,
   StorageError,
   type UserDbError,
+  ValidationError,
 } from '../errors.js';
 import {
   ChangeSet,
@@ -76,6 +79,7 @@ import {
   startSync,
 } from '../sync/index.js';
 import { checkDeclaredRow } from './codec.js';
+import { checkRepairOps, checkStorable, type HeldEntry, heldEntriesOf } from './held.js';
 
 /** The status of a database without sync. */
 const LOCAL_ONLY_STATUS: SyncStatus = Object.freeze({
@@ -215,6 +219,8 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   private readonly declared: ReadonlyMap<string, DeclaredTable>;
   private readonly live = new LiveQueries();
   private readonly errorSubject = new Subject<UserDbError>();
+  private readonly heldSubject = new BehaviorSubject<readonly HeldEntry[] | null>(null);
+  private heldRefresh: 'idle' | 'running' | 'again' = 'idle';
   private readonly problems: UserDbError[] = [];
   private readonly core: DbCore;
   private readonly view = new View();
@@ -321,8 +327,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
    */
   createTable(name: string, schema: TableSchema): Promise<void> {
     return this.write((scope) => {
-      if (typeof name !== 'string' || name === '')
-        throw new SchemaError('a table name must be a non-empty string');
+      checkTableName(name);
       const parsed = parseTableSchema(schema, name);
       if (scope.layer.schemaOf(name) !== undefined)
         throw new SchemaError('table already exists', { table: name });
@@ -399,6 +404,12 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       const name: unknown = field?.name;
       if (typeof name !== 'string' || name === '')
         throw new SchemaError('a field needs a non-empty name', { table });
+      const nameIssue = textIssue(name);
+      if (nameIssue !== undefined)
+        throw new SchemaError(`invalid field name: PostgreSQL cannot store ${nameIssue}`, {
+          table,
+          field: name,
+        });
       if (!isFieldType(field.type)) {
         throw new SchemaError(`unknown field type ${JSON.stringify(field.type)}`, { table, field: name });
       }
@@ -457,6 +468,11 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   transaction<R>(fn: () => R | Promise<R>): Promise<R> {
     try {
       this.assertOpen();
+      if (typeof fn !== 'function') {
+        throw new ValidationError(
+          `db.transaction(fn) needs a function, got ${fn === null ? 'null' : typeof fn}`,
+        );
+      }
     } catch (e) {
       return Promise.reject(e);
     }
@@ -501,6 +517,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   async import(doc: unknown): Promise<void> {
     const parsed = parseCompactDoc(doc);
     const keyed = toKeyed(parsed);
+    checkStorable(keyed);
     for (const [name, declared] of this.declared) {
       const table = Object.hasOwn(keyed.tables, name) ? keyed.tables[name] : undefined;
       if (table === undefined) continue;
@@ -618,6 +635,114 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     return this.syncEngine?.pull() ?? Promise.resolve();
   }
 
+  /**
+   * The local writes held back from sync, oldest first (see {@link HeldEntry}): the server refused
+   * them for good, or they touch the rows of one that was. Later writes keep syncing.
+   *
+   * @example
+   * ```ts
+   * const held = await db.heldEntries();
+   * if (held.length > 0) showRepairDialog(held);
+   * ```
+   */
+  async heldEntries(): Promise<HeldEntry[]> {
+    this.assertOpen();
+    return heldEntriesOf(await this.store.readQuarantine());
+  }
+
+  /**
+   * The held entries ({@link heldEntries}), replayed on subscribe and emitted whenever they change
+   * (in any tab).
+   *
+   * @example
+   * ```ts
+   * db.held$.subscribe((held) => (banner.hidden = held.length === 0));
+   * ```
+   */
+  get held$(): Observable<readonly HeldEntry[]> {
+    if (this.heldSubject.value === null) this.refreshHeld();
+    return this.heldSubject.pipe(filter((h): h is readonly HeldEntry[] => h !== null));
+  }
+
+  /**
+   * Writes a held entry again, as a new write at the end of the outbox, with `ops` instead of its
+   * own when given (a repaired version: keyed JSON Patch ops as in {@link HeldEntry.ops}), and
+   * removes it from the held list. The ops are checked like any write (rejects with
+   * `ValidationError`, `NotFoundError`… and the entry stays held). Retry an entry's dependents
+   * (`waitsFor`) after it, in order.
+   *
+   * @example
+   * ```ts
+   * const [h] = await db.heldEntries();
+   * await db.retryHeld(h.id, h.ops?.filter((op) => !op.path.endsWith('/attachment')));
+   * ```
+   */
+  async retryHeld(id: number, ops?: readonly PatchOp[]): Promise<void> {
+    const entry = (await this.heldEntries()).find((h) => h.id === id);
+    if (entry === undefined) throw new NotFoundError(`no held entry with id ${id}`);
+    const replay = ops ?? entry.ops;
+    if (replay === undefined || !Array.isArray(replay)) {
+      throw new ValidationError(`held entry ${id} cannot be read back: pass the ops to write instead`);
+    }
+    if (replay.length > 0) {
+      await this.write((scope) => {
+        checkRepairOps(scope.layer, replay);
+        scope.apply(replay.map((op) => ({ ...op })));
+        return () => undefined;
+      });
+    }
+    await this.store.deleteQuarantined(id);
+    this.refreshHeld();
+  }
+
+  /**
+   * Deletes a held entry for good (its write is lost; the app decided so).
+   *
+   * @example
+   * ```ts
+   * for (const h of await db.heldEntries()) await db.discardHeld(h.id);
+   * ```
+   */
+  async discardHeld(id: number): Promise<void> {
+    this.assertOpen();
+    await this.store.deleteQuarantined(id);
+    this.refreshHeld();
+  }
+
+  /** Re-reads the held list; when entries were newly held, rebuilds the view without them. */
+  private refreshHeld(): void {
+    if (this.heldRefresh !== 'idle') {
+      this.heldRefresh = 'again';
+      return;
+    }
+    this.heldRefresh = 'running';
+    void (async () => {
+      for (;;) {
+        try {
+          if (this.closed) return;
+          const next = heldEntriesOf(await this.store.readQuarantine());
+          const prev = this.heldSubject.value;
+          const known = new Set((prev ?? []).map((h) => h.id));
+          const added = next.some((h) => !known.has(h.id));
+          const same = prev !== null && !added && prev.length === next.length;
+          if (added) {
+            // the view still shows the held writes: rebuild it from base + outbox
+            await this.exclusive(() => this.reloadAndReport());
+          }
+          if (!same && !this.closed) this.heldSubject.next(next);
+        } catch (e) {
+          this.report(e);
+        }
+        if (this.heldRefresh === 'again') {
+          this.heldRefresh = 'running';
+          continue;
+        }
+        this.heldRefresh = 'idle';
+        return;
+      }
+    })();
+  }
+
   /** @internal Attaches the sync engine (done by {@link createUserDb} with `supabase`). */
   attachSync(engine: SyncEngine): void {
     this.syncEngine = engine;
@@ -648,6 +773,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     this.unsubscribeStore();
     this.live.completeAll();
     this.errorSubject.complete();
+    this.heldSubject.complete();
     this.store.close();
   }
 
@@ -767,6 +893,8 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
 
   private onStoreChange(change: StoreChange): void {
     if (this.closing || change.ownAppendsOnly) return;
+    // entries deleted or moved aside (a push, a pull, an entry held by sync): re-read the held list
+    if (change.outbox && change.commits === undefined) this.refreshHeld();
     if (change.commits !== undefined && this.applyCommitsNow(change.commits)) return;
     if (this.catchUpQueued) return;
     this.catchUpQueued = true;

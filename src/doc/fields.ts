@@ -18,7 +18,7 @@
  * document (by the typed schema); primary-key fields are always non-null.
  */
 import { ValidationError } from '../errors.js';
-import { isPlainObject, jsonIssue } from './json.js';
+import { isPlainObject, jsonIssue, storableIssue } from './json.js';
 import type { FieldType, Json } from './types.js';
 
 /**
@@ -141,6 +141,10 @@ export function valueIssue(type: FieldType, value: unknown): string | undefined 
   }
 }
 
+function prefixStorable(issue: string | undefined): string | undefined {
+  return issue === undefined ? undefined : `PostgreSQL cannot store ${issue}`;
+}
+
 function prefix(issue: string | undefined): string | undefined {
   return issue === undefined ? undefined : `not JSON: contains ${issue}`;
 }
@@ -180,7 +184,8 @@ export function isValidValue(type: FieldType, value: unknown): boolean {
  * naming `where` (table, row key, field).
  *
  * A `Date` is converted for `datetime` (`toISOString()`) and `date` (its UTC calendar date);
- * an invalid Date is rejected; `-0` becomes `0`. Everything else must already be the encoding (see the module docs).
+ * an invalid Date is rejected; `-0` becomes `0`; text PostgreSQL cannot store (U+0000, a lone
+ * surrogate, in a string, nested, or in an object key) is rejected. Everything else must already be the encoding (see the module docs).
  *
  * @example
  * ```ts
@@ -198,7 +203,7 @@ export function encodeValue(type: FieldType, value: unknown, where: ValueLocatio
     const iso = v.toISOString();
     v = type === 'date' ? iso.slice(0, iso.indexOf('T')) : iso;
   }
-  const issue = valueIssue(type, v);
+  const issue = valueIssue(type, v) ?? prefixStorable(storableIssue(v));
   if (issue !== undefined) throw new ValidationError(`invalid value for ${type} field: ${issue}`, where);
   // JSON (and the server) have no negative zero: store 0 so both sides hold the same value.
   return Object.is(v, -0) ? 0 : (v as Json);

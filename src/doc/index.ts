@@ -11,7 +11,7 @@ export { applyCompact } from './apply.js';
 export { compile } from './compile.js';
 export { canonicalCompact, tableToCompact, tableToKeyed, toCompact, toKeyed } from './convert.js';
 export { encodeValue, FIELD_TYPES, isFieldType, isValidValue, type ValueLocation } from './fields.js';
-export { isJson, jsonEqual } from './json.js';
+export { isJson, jsonEqual, storableIssue, textIssue } from './json.js';
 export { applyKeyed, realignTable } from './keyed.js';
 export { keyOf, PK_FIELD_TYPES, rowKey } from './keys.js';
 export { keyedOp } from './ops.js';
@@ -27,7 +27,9 @@ export {
 export { type RebaseConflict, type RebaseConflictKind, type RebaseResult, rebase } from './rebase.js';
 export * from './types.js';
 export {
+  checkTableName,
   compactDocSchema,
+  normalizeRow,
   parseCompactDoc,
   parseTableSchema,
   sameSchema,

@@ -50,6 +50,71 @@ function formatPath(path: readonly (string | number)[]): string {
   return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('');
 }
 
+// U+0000, a high surrogate not followed by a low one, or a low surrogate not preceded by a high one
+// biome-ignore lint/suspicious/noControlCharactersInRegex: U+0000 is exactly what is looked for
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Why PostgreSQL could not store `text` in a `jsonb` document (it holds U+0000, which `jsonb`
+ * rejects with 22P05, or a lone UTF-16 surrogate, which is not Unicode and fails with 22P02), or
+ * `undefined` when it can.
+ *
+ * @example
+ * ```ts
+ * textIssue('a\u0000b'); // 'the character U+0000 at index 1'
+ * textIssue('ok');        // undefined
+ * ```
+ */
+export function textIssue(text: string): string | undefined {
+  const m = UNSTORABLE.exec(text);
+  if (m === null) return undefined;
+  const code = (m[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0');
+  return code === '0000'
+    ? `the character U+0000 at index ${m.index}`
+    : `a lone surrogate U+${code} at index ${m.index}`;
+}
+
+/**
+ * Why PostgreSQL could not store the JSON `value`: the first string or object key holding text it
+ * rejects (see {@link textIssue}), with its path; `undefined` when it can. Checked at write time, so
+ * that such a value never reaches the outbox.
+ *
+ * @example
+ * ```ts
+ * storableIssue({ a: ['ok', 'b\u0000'] }); // 'the character U+0000 at index 1 at .a[1]'
+ * ```
+ */
+export function storableIssue(value: unknown): string | undefined {
+  const path: (string | number)[] = [];
+  const at = (): string => (path.length > 0 ? ` at ${formatPath(path)}` : '');
+  const visit = (v: unknown): string | undefined => {
+    if (typeof v === 'string') {
+      const issue = textIssue(v);
+      return issue === undefined ? undefined : `${issue}${at()}`;
+    }
+    if (typeof v !== 'object' || v === null) return undefined;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        path.push(i);
+        const issue = visit(v[i]);
+        path.pop();
+        if (issue !== undefined) return issue;
+      }
+      return undefined;
+    }
+    for (const key of Object.keys(v)) {
+      const keyIssue = textIssue(key);
+      if (keyIssue !== undefined) return `${keyIssue} in the key ${JSON.stringify(key)}${at()}`;
+      path.push(key);
+      const issue = visit((v as Record<string, unknown>)[key]);
+      path.pop();
+      if (issue !== undefined) return issue;
+    }
+    return undefined;
+  };
+  return visit(value);
+}
+
 /**
  * Returns why `value` is not plain JSON (e.g. `"undefined at [2]"`), or `undefined` when it is.
  * Rejects `undefined`, functions, symbols, bigints, non-finite numbers, sparse arrays,

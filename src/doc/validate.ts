@@ -8,13 +8,19 @@ import { z } from 'zod';
 import { SchemaError, ValidationError } from '../errors.js';
 import { rowFromArray } from './convert.js';
 import { FIELD_TYPES, valueIssue } from './fields.js';
-import { hasOwn, isPlainObject, reasonOf, setOwn } from './json.js';
+import { hasOwn, isPlainObject, reasonOf, setOwn, textIssue } from './json.js';
 import { PK_FIELD_TYPES, rowKey } from './keys.js';
 import { schemaInfo } from './schema-info.js';
 import type { CompactDoc, CompactTable, FieldDef, Json, Row, TableSchema } from './types.js';
 
 const fieldDefSchema = z.object({
-  name: z.string().min(1),
+  name: z
+    .string()
+    .min(1)
+    .superRefine((name, ctx) => {
+      const issue = textIssue(name);
+      if (issue !== undefined) ctx.addIssue({ code: 'custom', message: `PostgreSQL cannot store ${issue}` });
+    }),
   type: z.enum(FIELD_TYPES as [FieldDef['type'], ...FieldDef['type'][]]),
 });
 
@@ -95,6 +101,24 @@ export const compactDocSchema: z.ZodType<CompactDoc> = z.object({
       }
     }),
 }) as z.ZodType<CompactDoc>;
+
+/**
+ * Throws a {@link SchemaError} when `name` cannot be a table name: not a non-empty string, or
+ * holding text PostgreSQL cannot store (U+0000, a lone surrogate).
+ *
+ * @example
+ * ```ts
+ * checkTableName('projects'); // ok
+ * checkTableName('a\u0000'); // throws SchemaError
+ * ```
+ */
+export function checkTableName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name === '')
+    throw new SchemaError('a table name must be a non-empty string');
+  const issue = textIssue(name);
+  if (issue !== undefined)
+    throw new SchemaError(`invalid table name: PostgreSQL cannot store ${issue}`, { table: name });
+}
 
 /**
  * Throws a {@link SchemaError} naming `table` (and the field at fault) when `schema` is not a valid

@@ -824,6 +824,23 @@ export class LocalStore {
     }
   }
 
+  /**
+   * Deletes one quarantined record (after the app retried or discarded a held outbox entry).
+   *
+   * @example
+   * ```ts
+   * await store.deleteQuarantined(3);
+   * ```
+   */
+  async deleteQuarantined(id: number): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.quarantine.delete(id);
+    } catch (e) {
+      throw toStorageError('deleting a quarantined record', e);
+    }
+  }
+
   /** The quarantined records, oldest first (for diagnostics and recovery tools). */
   async readQuarantine(): Promise<QuarantineRecord[]> {
     this.assertOpen();

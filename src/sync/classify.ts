@@ -34,9 +34,8 @@ export function isTransient(e: UserDbError): boolean {
     case 'network':
     case 'server':
     case 'storage':
-      return true;
     case 'auth':
-      return e.name !== 'ForbiddenError';
+      return true;
     default:
       return false;
   }

@@ -154,6 +154,8 @@ export class SyncEngine {
   readonly #handlers: Readonly<Record<string, ConflictHandler>>;
   readonly #realtime: boolean;
   #maxBytes: number;
+  /** The configured byte cap: restored once the entry at fault of a refused batch is held. */
+  readonly #batchBytes: number;
 
   readonly #state: BehaviorSubject<SyncState>;
   readonly #conflicts = new Subject<SyncConflict>();
@@ -220,6 +222,7 @@ export class SyncEngine {
       subscribe: (userId, handlers) => remote.subscribe(userId, handlers),
       onAuthChange: (listener) => remote.onAuthChange(listener),
     };
+    this.#batchBytes = this.#maxBytes;
     this.#state = new BehaviorSubject(initialSyncState(this.#online.get()));
     this.status$ = this.#state.pipe(map(toStatus), distinctUntilChanged(sameStatus));
     this.conflicts$ = this.#conflicts.asObservable();
@@ -559,6 +562,18 @@ export class SyncEngine {
           this.#maxBytes = outcome.maxBytes;
           this.#dispatch({ type: 'done' });
           break;
+        case 'held': {
+          // listed by db.heldEntries(); the rest of the outbox keeps syncing, but a flush() that
+          // waited for a held entry learns that it did not reach the server
+          this.#dispatch({ type: 'done' });
+          this.#maxBytes = this.#batchBytes; // the halving found the entry at fault
+          const first = Math.min(...outcome.seqs);
+          const failed = this.#flushWaiters.filter((w) => w.target >= first);
+          this.#flushWaiters = this.#flushWaiters.filter((w) => w.target < first);
+          for (const w of failed) w.reject(outcome.error);
+          await this.#store.holdEntries(outcome.hold);
+          break;
+        }
       }
       void this.#checkFlushWaiters();
     } catch (e) {

@@ -15,7 +15,13 @@ export {
 } from './env.js';
 export { InProcessLocks, LeaderElection, lockScopeFor, webLocks } from './leader.js';
 export type { RewrittenEntry, SyncBase, SyncOutboxEntry, SyncStore } from './ports.js';
-export { type ConflictHandler, type FieldConflict, rebaseOutbox, type SyncConflict } from './rebase.js';
+export {
+  type ConflictHandler,
+  type DeleteConflict,
+  type FieldConflict,
+  rebaseOutbox,
+  type SyncConflict,
+} from './rebase.js';
 export { type StartSyncOptions, type SyncClient, sessionUserId, startSync } from './start.js';
 export type { SyncPhase, SyncStatus } from './state.js';
 export { syncStoreOf } from './store-adapter.js';

@@ -107,6 +107,12 @@ export interface SyncStore {
     args: { doc: CompactDoc; updatedAt: string; dropUpToSeq?: number | undefined },
     rewrite: (entries: SyncOutboxEntry[]) => RewrittenEntry[],
   ): Promise<void>;
+  /**
+   * Moves outbox entries aside (held) in one transaction, each with why: an entry the server refuses
+   * for good, and the later entries that depend on it. They are no longer pushed or replayed, and
+   * stay listed until the app retries or discards them (`db.heldEntries()`).
+   */
+  holdEntries(items: readonly { seq: number; reason: string }[]): Promise<void>;
   /** Calls `listener` after changes of the outbox or base by any instance on the same database. */
   onChange(listener: (change: { meta: boolean; outbox: boolean }) => void): () => void;
 }

@@ -127,7 +127,7 @@ export async function pullOnce(ctx: PullContext, request: PullRequest): Promise<
   let conflicts: SyncConflict[] = [];
   const doc = snapshot.doc;
   await store.rebase({ doc, updatedAt: snapshot.updatedAt, dropUpToSeq: request.dropUpToSeq }, (entries) => {
-    const result = rebaseOutbox(doc, entries, ctx.handlers);
+    const result = rebaseOutbox(doc, entries, ctx.handlers, base.doc);
     conflicts = result.conflicts;
     return result.entries;
   });

@@ -9,8 +9,9 @@
  * the server answers `applied: false` if it had committed it.
  */
 import { applyCompact, compile, type PatchOp } from '../doc/index.js';
-import { BadPatchError, PayloadTooLargeError, UserDbError } from '../errors.js';
+import { BadPatchError, UserDbError } from '../errors.js';
 import type { PatchBatch, Remote } from '../remote/index.js';
+import { dependentsOf, heldReason, isEntryError } from './held.js';
 import type { SyncOutboxEntry, SyncStore } from './ports.js';
 import { rebaseOutbox } from './rebase.js';
 
@@ -25,7 +26,13 @@ export type PushOutcome =
   /** The server had applied this batch before (lost response): pull, then drop `upToSeq`. */
   | { kind: 'already_applied'; upToSeq: number }
   /** The batch was too large for the server: retry at once with the smaller `maxBytes`. */
-  | { kind: 'shrink'; maxBytes: number };
+  | { kind: 'shrink'; maxBytes: number }
+  /**
+   * The server refused one entry for good: it and the later entries that depend on it are to be
+   * moved aside (`hold` for {@link SyncStore.holdEntries}; listed by `db.heldEntries()`); the rest
+   * of the outbox keeps syncing.
+   */
+  | { kind: 'held'; seqs: number[]; error: UserDbError; hold: { seq: number; reason: string }[] };
 
 /** What a push needs. */
 export interface PushContext {
@@ -35,9 +42,28 @@ export interface PushContext {
   maxBytes: number;
 }
 
-function bytesOf(entries: readonly SyncOutboxEntry[]): number {
+/** UTF-8 bytes of `text` (what the store's cap and the server count), without encoding it. */
+export function utf8Bytes(text: string): number {
   let n = 0;
-  for (const e of entries) n += JSON.stringify(e.ops).length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** UTF-8 bytes of the entries' ops as JSON, counted as the store's `maxBytes` cap counts them. */
+export function bytesOf(entries: readonly SyncOutboxEntry[]): number {
+  let n = 0;
+  for (const e of entries) n += utf8Bytes(JSON.stringify(e.ops));
   return n;
 }
 
@@ -95,9 +121,11 @@ export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
       );
     } catch (e2) {
       if (!isBadPatch(e2)) throw e2;
-      throw new BadPatchError(`the outbox does not apply to the server document: ${(e2 as Error).message}`, {
-        cause: e2,
-      });
+      const err = new BadPatchError(
+        `the outbox does not apply to the server document: ${(e2 as Error).message}`,
+        { cause: e2 },
+      );
+      return isolate(store, entries, err);
     }
   }
 
@@ -118,11 +146,8 @@ export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
   try {
     result = await remote.patch(batch);
   } catch (e) {
-    if (e instanceof PayloadTooLargeError && entries.length > 1) {
-      // not applied (a duplicate would have been answered first): send a smaller prefix instead
-      await store.setNextBatchSeq((entries[0] as SyncOutboxEntry).seq);
-      return { kind: 'shrink', maxBytes: Math.max(1, Math.floor(bytesOf(entries) / 2)) };
-    }
+    // not applied (a duplicate would have been answered first): find the entry at fault
+    if (isEntryError(e)) return isolate(store, entries, e);
     throw e;
   }
   if (!result.applied) return { kind: 'already_applied', upToSeq: batchSeq };
@@ -130,4 +155,27 @@ export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
   const newBase = applyCompact(base.doc, ops);
   await store.commitPush({ newBase, updatedAt: result.updatedAt, upToSeq: batchSeq, exact: true, ops });
   return { kind: 'pushed', updatedAt: result.updatedAt, upToSeq: batchSeq };
+}
+
+/**
+ * A batch the server refused for its content (not applied): with several entries, send a smaller
+ * prefix (halving until one entry is left); a single entry is held with its dependents.
+ */
+async function isolate(
+  store: SyncStore,
+  entries: SyncOutboxEntry[],
+  error: UserDbError,
+): Promise<PushOutcome> {
+  const first = entries[0] as SyncOutboxEntry;
+  if (entries.length > 1) {
+    await store.setNextBatchSeq(first.seq);
+    return { kind: 'shrink', maxBytes: Math.max(1, Math.floor(bytesOf(entries) / 2)) };
+  }
+  const later = (await store.readOutbox({})).filter((e) => e.seq > first.seq);
+  const waiting = dependentsOf(first, later);
+  const hold = [
+    { seq: first.seq, reason: heldReason(error) },
+    ...waiting.map((seq) => ({ seq, reason: heldReason(error, first.seq) })),
+  ];
+  return { kind: 'held', seqs: [first.seq, ...waiting], error, hold };
 }

@@ -80,6 +80,7 @@ export function syncStoreOf(store: LocalStore): SyncStore {
         updatedAt: cached.base.updatedAt,
       });
     },
+    holdEntries: (items) => store.quarantineEntries(items),
     onChange: (listener) => store.onChange(listener),
   };
 }

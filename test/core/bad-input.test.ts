@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import {
+  createUserDb,
+  defineSchema,
   NotFoundError,
   SchemaError,
   type UserDb,
@@ -269,6 +272,105 @@ describe('bad input leaves local state unchanged', () => {
         }),
       ValidationError,
       { table: 'projects', key: 'p9', field: 'status' },
+    );
+  });
+});
+
+describe('text PostgreSQL cannot store is refused at write time', () => {
+  // jsonb rejects U+0000 (22P05) and lone surrogates (22P02): such a value would stop sync for good
+  const bad = ['nul\u0000here', 'high\uD800', 'low\uDC00x', '\uDBFF'];
+
+  it('in string fields, naming table, key and field (insert and update)', async () => {
+    for (const text of bad) {
+      const err = await rejectsUnchanged(
+        () => projects().insert(project('p_bad', { title: text })),
+        ValidationError,
+        { table: 'projects', key: 'p_bad', field: 'title' },
+      );
+      expect(err.message).toMatch(/U\+(0000|D800|DC00|DBFF)/);
+      await rejectsUnchanged(() => projects().update('p1', { note: text }), ValidationError, {
+        table: 'projects',
+        key: 'p1',
+        field: 'note',
+      });
+    }
+  });
+
+  it('in primary key values', async () => {
+    await rejectsUnchanged(() => projects().insert(project('k\u0000')), ValidationError, {
+      table: 'projects',
+      field: 'id',
+    });
+  });
+
+  it('nested in object, array and any values, and in object keys', async () => {
+    const err = await rejectsUnchanged(
+      () => free().insert({ id: 'x', obj: { a: ['ok', 'b\u0000'] } }),
+      ValidationError,
+      { table: 'free', key: 'x', field: 'obj' },
+    );
+    expect(err.message).toMatch(/U\+0000 at index 1 at \.a\[1\]/);
+    await rejectsUnchanged(() => free().insert({ id: 'x', list: [{ k: '\uD83D' }] }), ValidationError, {
+      field: 'list',
+    });
+    await rejectsUnchanged(() => free().update('f1', { any: { 'key\u0000': 1 } }), ValidationError, {
+      table: 'free',
+      key: 'f1',
+      field: 'any',
+    });
+    await rejectsUnchanged(() => free().update('f1', { any: '\uDE00' }), ValidationError, { field: 'any' });
+  });
+
+  it('in table and field names', async () => {
+    const fields = [{ name: 'id', type: 'string' as const }];
+    await rejectsUnchanged(() => db.createTable('t\u0000', { fields, primaryKey: ['id'] }), SchemaError);
+    await rejectsUnchanged(() => db.createTable('t\uD800', { fields, primaryKey: ['id'] }), SchemaError);
+    await rejectsUnchanged(
+      () =>
+        db.createTable('t_ok', { fields: [{ name: 'i\u0000d', type: 'string' }], primaryKey: ['i\u0000d'] }),
+      SchemaError,
+      { table: 't_ok' },
+    );
+    await rejectsUnchanged(() => db.addField('free', { name: 'f\uDC00', type: 'string' }), SchemaError, {
+      table: 'free',
+    });
+  });
+
+  it('well-formed text, surrogate pairs included, is accepted', async () => {
+    await free().insert({ id: 'emoji', obj: { '😀': 'a😀b' }, any: ['\uD83D\uDE00'] });
+    expect((await free().get('emoji'))?.obj).toEqual({ '😀': 'a😀b' });
+  });
+});
+
+describe('misuse of the API gets typed errors', () => {
+  it('db.transaction() without a function', async () => {
+    for (const fn of ['x', null, 42, undefined]) {
+      const err = await db.transaction(fn as never).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ValidationError);
+      expect((err as Error).message).toMatch(/needs a function/);
+    }
+  });
+
+  it('createUserDb with a schema not made by defineSchema', async () => {
+    for (const bogus of [{ projects: { fields: {}, primaryKey: ['id'] } }, { tables: {} }, 'schema', 42]) {
+      const err = await createUserDb({ ...freshEnv(), schema: bogus as never }).then(
+        async (opened) => {
+          await opened.close();
+          return undefined;
+        },
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(SchemaError);
+      expect((err as Error).message).toMatch(/defineSchema/);
+    }
+  });
+
+  it('defineSchema refuses table names PostgreSQL cannot store', () => {
+    expect(() => defineSchema({ 'a\u0000': { fields: { id: z.string() }, primaryKey: ['id'] } })).toThrow(
+      SchemaError,
     );
   });
 });

@@ -1,11 +1,15 @@
 /**
- * Convergence fuzz: three devices of one user edit at random (insert, update, delete, create a
- * table, transactions), go offline and online, lose responses after commit, get their sockets cut
- * and are closed and reopened mid-sync. At quiescence every device must hold the server's document, and every edit nobody overrode
- * must be in it. The three devices live through all cases: each case starts from the quiescent
- * state the previous one ended in.
+ * Convergence fuzz: three devices of one user edit at random (insert, update, delete, create and
+ * drop a table, add a field, transactions), go offline and online, lose responses after commit, get
+ * their sockets cut, are closed and reopened mid-sync, and die abruptly (requests in flight lost,
+ * closed without waiting). At quiescence every device must hold the server's document, every edit
+ * nobody overrode must be in it, and a row deleted in a case and inserted by nobody must be gone.
+ * The three devices live through all cases: each case starts from the quiescent state the previous
+ * one ended in.
  *
  * Seeded and reproducible: the seed is printed; `FUZZ_SEED=<seed> FUZZ_RUNS=<n>` replays/extends.
+ * A failing case is shrunk (fast-check) within the time left, and the smallest one found is printed.
+ * The timeout grows with FUZZ_RUNS (FUZZ_CASE_MS per case, 4 s by default).
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +19,9 @@ import { converged, type Device, newUser, openDevice, serverDoc, type User } fro
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 50);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+/** Time budget per case: generous, as a case waits for convergence over real sockets. */
+const CASE_MS = Number(process.env.FUZZ_CASE_MS ?? 4_000);
+const TIMEOUT_MS = 120_000 + RUNS * CASE_MS;
 const KEYS = ['k0', 'k1', 'k2', 'k3'];
 const TABLES = ['projects', 'notes'] as const;
 const NOTES_SCHEMA = {
@@ -31,7 +38,10 @@ type Edit =
   | { kind: 'insert'; table: Table; key: string }
   | { kind: 'update'; table: Table; key: string; field: 'title' | 'status' }
   | { kind: 'delete'; table: Table; key: string }
-  | { kind: 'createTable' };
+  | { kind: 'createTable' }
+  | { kind: 'dropTable'; table: Table }
+  | { kind: 'addField' }
+  | { kind: 'setExtra'; key: string };
 type Action =
   | { kind: 'edit'; device: number; edit: Edit }
   | { kind: 'transaction'; device: number; edits: Edit[] }
@@ -39,6 +49,7 @@ type Action =
   | { kind: 'dropResponse' }
   | { kind: 'cutSockets' }
   | { kind: 'reload'; device: number }
+  | { kind: 'crash'; device: number }
   | { kind: 'wait'; ms: number };
 
 const table = fc.constantFrom<Table>(...TABLES);
@@ -56,6 +67,9 @@ const edit: fc.Arbitrary<Edit> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), table, key }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'createTable' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('dropTable' as const), table }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'addField' as const }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('setExtra' as const), key }) },
 );
 const device = fc.integer({ min: 0, max: 2 });
 const action: fc.Arbitrary<Action> = fc.oneof(
@@ -75,6 +89,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'dropResponse' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'cutSockets' as const }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('reload' as const), device }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('crash' as const), device }) },
   {
     weight: 2,
     arbitrary: fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 40 }) }),
@@ -84,6 +99,8 @@ const action: fc.Arbitrary<Action> = fc.oneof(
 /** What the devices did: per row key, who deleted it; per cell, the values each device wrote last. */
 class Model {
   readonly deleted = new Set<string>();
+  /** Tables dropped in this case: their cells may be gone (table-level last writer wins). */
+  readonly dropped = new Set<string>();
   readonly writes = new Map<string, Map<number, string>>();
   readonly inserted = new Map<string, Set<number>>();
 
@@ -105,6 +122,30 @@ async function runEdit(d: Device, dev: number, e: Edit, effects: ((m: Model) => 
       const schemas = await db.tableSchemas();
       if (schemas.notes !== undefined) return;
       await db.createTable('notes', NOTES_SCHEMA);
+      return;
+    }
+    if (e.kind === 'dropTable') {
+      const schemas = await db.tableSchemas();
+      if (schemas[e.table] === undefined) return;
+      await db.dropTable(e.table);
+      effects.push((m) => m.dropped.add(e.table));
+      return;
+    }
+    if (e.kind === 'addField') {
+      const notes = (await db.tableSchemas()).notes;
+      if (notes === undefined || notes.fields.some((f) => f.name === 'extra')) return;
+      await db.addField('notes', { name: 'extra', type: 'string' });
+      return;
+    }
+    if (e.kind === 'setExtra') {
+      const notes = (await db.tableSchemas()).notes;
+      if (notes === undefined || !notes.fields.some((f) => f.name === 'extra')) return;
+      const t = db.untypedTable('notes');
+      if ((await t.get(e.key)) === undefined) return;
+      counter += 1;
+      const value = `d${dev}-x${counter}`;
+      await t.update(e.key, { extra: value });
+      effects.push((m) => m.write(dev, 'notes', e.key, 'extra', value));
       return;
     }
     const schemas = await db.tableSchemas();
@@ -152,61 +193,105 @@ afterAll(async () => {
 });
 
 describe('convergence fuzz', () => {
-  it(`3 devices converge with every uncontested edit kept (runs=${RUNS}, seed=${SEED})`, async () => {
-    console.log(`convergence fuzz: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS}`);
-    await fc.assert(
-      fc.asyncProperty(fc.array(action, { minLength: 4, maxLength: 14 }), async (actions) => {
-        // each case starts from the quiescent state the previous one ended in
-        server.faults.reset();
-        const model = new Model();
-        {
-          for (const a of actions) {
-            if (a.kind === 'edit' || a.kind === 'transaction') {
-              const d = devices[a.device] as Device;
-              const effects: ((m: Model) => void)[] = [];
-              if (a.kind === 'edit') await runEdit(d, a.device, a.edit, effects);
-              else {
-                await d.db.transaction(async () => {
-                  for (const e of a.edits) await runEdit(d, a.device, e, effects);
-                });
-              }
-              for (const effect of effects) effect(model);
-            } else if (a.kind === 'offline') devices[a.device]?.setOffline(a.offline);
-            else if (a.kind === 'dropResponse') server.faults.dropResponseAfterCommit(1);
-            else if (a.kind === 'cutSockets') server.faults.closeAllSockets();
-            else if (a.kind === 'reload') {
-              // close the tab mid-sync and open it again on the same IndexedDB
-              const old = devices[a.device] as Device;
-              await old.close();
-              devices[a.device] = await openDevice(server, user, { indexedDB: old.indexedDB });
-            } else await new Promise((resolve) => setTimeout(resolve, a.ms));
-          }
-          // quiescence: everyone online, no more faults
+  it(
+    `3 devices converge with every uncontested edit kept (runs=${RUNS}, seed=${SEED})`,
+    async () => {
+      console.log(`convergence fuzz: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS}`);
+      await fc.assert(
+        fc.asyncProperty(fc.array(action, { minLength: 4, maxLength: 14 }), async (actions) => {
+          // each case starts from the quiescent state the previous one ended in
           server.faults.reset();
-          for (const d of devices) d.setOffline(false);
-          await converged(devices, 30_000);
-          const doc = (await serverDoc(devices[0]?.sb as Device['sb'])) as {
-            tables: Record<string, { schema: { fields: { name: string }[] }; rows: string[][] }>;
-          };
-          for (const [cell, byDevice] of model.writes) {
-            const [t, k, field] = cell.split('/') as [string, string, string];
-            if (model.deleted.has(`${t}/${k}`)) continue;
-            const tbl = doc.tables[t];
-            expect(tbl, `table ${t}`).toBeDefined();
-            const col = tbl?.schema.fields.findIndex((f) => f.name === field) ?? -1;
-            const row = tbl?.rows.find((r) => r[0] === k);
-            expect(row, `row ${t}/${k}`).toBeDefined();
-            const value = row?.[col];
-            if (byDevice.size === 1) {
-              // nobody else wrote this cell: the last write of its only writer is there
-              expect(value, cell).toBe([...byDevice.values()][0]);
-            } else {
-              expect([...byDevice.values()], cell).toContain(value);
+          const model = new Model();
+          {
+            for (const a of actions) {
+              if (a.kind === 'edit' || a.kind === 'transaction') {
+                const d = devices[a.device] as Device;
+                const effects: ((m: Model) => void)[] = [];
+                if (a.kind === 'edit') await runEdit(d, a.device, a.edit, effects);
+                else {
+                  await d.db.transaction(async () => {
+                    for (const e of a.edits) await runEdit(d, a.device, e, effects);
+                  });
+                }
+                for (const effect of effects) effect(model);
+              } else if (a.kind === 'offline') devices[a.device]?.setOffline(a.offline);
+              else if (a.kind === 'dropResponse') server.faults.dropResponseAfterCommit(1);
+              else if (a.kind === 'cutSockets') server.faults.closeAllSockets();
+              else if (a.kind === 'reload') {
+                // close the tab mid-sync and open it again on the same IndexedDB
+                const old = devices[a.device] as Device;
+                await old.close();
+                devices[a.device] = await openDevice(server, user, { indexedDB: old.indexedDB });
+              } else if (a.kind === 'crash') {
+                // the tab dies: requests in flight never answer, nothing waits for them, and a new
+                // tab opens on the same IndexedDB at once (it leads once the lock is released)
+                const old = devices[a.device] as Device;
+                old.setOffline(true);
+                const closing = old.close().catch(() => undefined);
+                devices[a.device] = await openDevice(server, user, { indexedDB: old.indexedDB });
+                await closing;
+              } else await new Promise((resolve) => setTimeout(resolve, a.ms));
+            }
+            // quiescence: everyone online, no more faults
+            server.faults.reset();
+            for (const d of devices) d.setOffline(false);
+            await converged(devices, 30_000);
+            const doc = (await serverDoc(devices[0]?.sb as Device['sb'])) as {
+              tables: Record<string, { schema: { fields: { name: string }[] }; rows: string[][] }>;
+            };
+            for (const rowId of model.deleted) {
+              // deleted in this case and inserted by nobody: gone (an update elsewhere does not revive it)
+              const [t, k] = rowId.split('/') as [string, string];
+              if (model.inserted.has(rowId)) continue;
+              expect(
+                doc.tables[t]?.rows.find((r) => r[0] === k),
+                `deleted row ${rowId}`,
+              ).toBeUndefined();
+            }
+            for (const [cell, byDevice] of model.writes) {
+              const [t, k, field] = cell.split('/') as [string, string, string];
+              const tbl = doc.tables[t];
+              if (model.dropped.has(t)) {
+                // contested at table level: if the cell survived, it holds a value written in this case
+                const col = tbl?.schema.fields.findIndex((f) => f.name === field) ?? -1;
+                const row = tbl?.rows.find((r) => r[0] === k);
+                if (row !== undefined && col >= 0 && model.inserted.has(`${t}/${k}`)) {
+                  expect([...byDevice.values(), null], cell).toContain(row[col]);
+                }
+                continue;
+              }
+              if (model.deleted.has(`${t}/${k}`)) {
+                // deleted and inserted again: if the row is there, its cell holds a value of this case
+                const col = tbl?.schema.fields.findIndex((f) => f.name === field) ?? -1;
+                const row = tbl?.rows.find((r) => r[0] === k);
+                if (row !== undefined && col >= 0)
+                  expect([...byDevice.values(), null], cell).toContain(row[col]);
+                continue;
+              }
+              expect(tbl, `table ${t}`).toBeDefined();
+              const col = tbl?.schema.fields.findIndex((f) => f.name === field) ?? -1;
+              const row = tbl?.rows.find((r) => r[0] === k);
+              expect(row, `row ${t}/${k}`).toBeDefined();
+              const value = row?.[col];
+              if (byDevice.size === 1) {
+                // nobody else wrote this cell: the last write of its only writer is there
+                expect(value, cell).toBe([...byDevice.values()][0]);
+              } else {
+                expect([...byDevice.values()], cell).toContain(value);
+              }
             }
           }
-        }
-      }),
-      { numRuns: RUNS, seed: SEED, endOnFailure: true },
-    );
-  }, 600_000);
+        }),
+        {
+          numRuns: RUNS,
+          seed: SEED,
+          // shrink a failure within the test's time (each attempt replays over real sockets);
+          // running out of time is a failure, never a pass
+          interruptAfterTimeLimit: TIMEOUT_MS - 30_000,
+          markInterruptAsFailure: true,
+        },
+      );
+    },
+    TIMEOUT_MS,
+  );
 });

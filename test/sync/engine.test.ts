@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { type KeyedTable, keyedOp } from '../../src/doc/index.js';
 import {
   AuthError,
   BadPatchError,
   DatabaseClosedError,
+  ForbiddenError,
   InvalidRemoteDocumentError,
   NetworkError,
   PayloadTooLargeError,
@@ -14,7 +16,15 @@ import type { SyncConflict } from '../../src/sync/rebase.js';
 import type { SyncStatus } from '../../src/sync/state.js';
 import { ManualClock, settle } from './helpers/clock.js';
 import { FakeRemote, FakeServer } from './helpers/fake-remote.js';
-import { createProjects, docWith, insert, remove, rowsOf, setField } from './helpers/fixtures.js';
+import {
+  createProjects,
+  docWith,
+  insert,
+  projectsSchema,
+  remove,
+  rowsOf,
+  setField,
+} from './helpers/fixtures.js';
 import { MemoryStore } from './helpers/memory-store.js';
 
 const engines: SyncEngine[] = [];
@@ -192,16 +202,23 @@ describe('SyncEngine: exactly-once', () => {
     const t = await synced();
     t.store.append(insert('p_2', 'Second'));
     t.remote.dropPatchResponses = 1;
-    const seqs: number[] = [];
-    t.remote.beforePatch = (b) => seqs.push(b.batchSeq);
+    const sent: { seq: number; ops: string }[] = [];
+    t.remote.beforePatch = (b) => sent.push({ seq: b.batchSeq, ops: JSON.stringify(b.ops) });
     await t.clock.advance(50);
     expect(t.engine.status.state).toBe('offline');
     expect(t.store.outbox).toHaveLength(1); // kept: the outcome is unknown
+    // a write after the lost answer: a new batch would take it along under a new batch_seq (and
+    // conflict); the resend must be exactly the unanswered batch, answered "already applied"
+    t.store.append(insert('p_3', 'Third'));
     await t.clock.advance(60_000);
-    expect(seqs).toEqual([seqs[0], seqs[0]]);
+    expect(sent.length).toBeGreaterThanOrEqual(3);
+    expect(sent[1]).toEqual(sent[0]);
+    expect(sent[2]?.seq).toBeGreaterThan(sent[0]?.seq ?? 0);
+    expect(t.server.patchCalls).toBe(sent.length);
     expect(rowsOf(t.server.doc)).toEqual([
       ['p_1', 'First', 'open'],
       ['p_2', 'Second', 'open'],
+      ['p_3', 'Third', 'open'],
     ]);
     expect(t.store.outbox).toEqual([]);
     expect(t.store.base.updatedAt).toBe(t.server.updatedAt);
@@ -264,13 +281,47 @@ describe('SyncEngine: errors', () => {
     expect(t.engine.status.state).toBe('idle');
   });
 
-  it('stops pushing on a permanent error, keeps the outbox, shows it, and resumes on flush()', async () => {
+  it('holds an entry the server refuses for good, with the later entries on the same rows; the rest syncs', async () => {
+    const t = await synced();
+    t.store.append(insert('p_2', 'Second')); // refused
+    t.store.append(setField('p_2', 'title', 'Second', 'Second, edited')); // same row: waits for it
+    t.store.append(insert('p_3', 'Third')); // independent
+    t.store.append(setField('p_1', 'title', 'First', 'First, edited')); // independent
+    const err = new BadPatchError('userdb_patch: op 0 rejected');
+    t.remote.failNext.push(err, err); // the batch, then the single entry it is narrowed to
+    await t.clock.advance(50);
+    await t.clock.advance(50);
+    expect(rowsOf(t.server.doc)).toEqual([
+      ['p_1', 'First, edited', 'open'],
+      ['p_3', 'Third', 'open'],
+    ]);
+    expect(t.store.outbox).toEqual([]);
+    expect(t.store.held.map((h) => h.seq)).toEqual([1, 2]);
+    expect(t.store.held[0]?.reason).toContain('op 0 rejected');
+    expect(t.store.held[1]?.reason).toContain('"waitsFor":1');
+    expect(t.engine.status).toMatchObject({ state: 'idle', pendingCount: 0 });
+    // later writes keep syncing
+    t.store.append(insert('p_4', 'Fourth'));
+    await t.clock.advance(50);
+    expect(rowsOf(t.server.doc).map((r) => r[0])).toEqual(['p_1', 'p_3', 'p_4']);
+  });
+
+  it('flush() rejects with the permanent error that stopped pushing', async () => {
+    const t = await synced({ pushDebounceMs: 10_000 });
+    t.store.append(insert('p_2', 'Second'));
+    t.remote.failNext.push(new BadPatchError('nope'));
+    await expect(t.engine.flush()).rejects.toBeInstanceOf(BadPatchError);
+    expect(t.store.outbox).toHaveLength(0);
+    expect(t.store.held).toHaveLength(1); // held, not dropped
+  });
+
+  it('a session of another user (403) stops pushing with the outbox intact, and resumes on flush()', async () => {
     const t = await synced();
     t.store.append(insert('p_2', 'Second'));
-    t.remote.failNext.push(new BadPatchError('userdb_patch: op 0 rejected'));
+    t.remote.failNext.push(new ForbiddenError('forbidden'));
     await t.clock.advance(50);
     expect(t.engine.status.state).toBe('error');
-    expect(t.engine.status.lastError).toBeInstanceOf(BadPatchError);
+    expect(t.engine.status.lastError).toBeInstanceOf(ForbiddenError);
     t.store.append(insert('p_3', 'Third'));
     await t.clock.advance(120_000);
     expect(t.server.patchCalls).toBe(0);
@@ -280,15 +331,7 @@ describe('SyncEngine: errors', () => {
     expect(t.engine.status).toMatchObject({ state: 'idle', lastError: null });
   });
 
-  it('flush() rejects with the permanent error that stopped pushing', async () => {
-    const t = await synced({ pushDebounceMs: 10_000 });
-    t.store.append(insert('p_2', 'Second'));
-    t.remote.failNext.push(new BadPatchError('nope'));
-    await expect(t.engine.flush()).rejects.toBeInstanceOf(BadPatchError);
-    expect(t.store.outbox).toHaveLength(1);
-  });
-
-  it('halves the batch on 413 when it has several entries; stops on a single oversized entry', async () => {
+  it('halves the batch on 413 when it has several entries; holds a single oversized entry', async () => {
     const t = await synced({ maxBatchBytes: 10_000 });
     for (let i = 0; i < 8; i++) t.store.append(insert(`n_${i}`, 'x'));
     const sizes: number[] = [];
@@ -298,10 +341,18 @@ describe('SyncEngine: errors', () => {
     expect(t.server.doc.tables.projects?.rows).toHaveLength(9);
     expect(Math.max(...sizes)).toBeLessThan(8);
     t.store.append(insert('big', 'y'));
-    t.remote.failNext.push(new PayloadTooLargeError('too big'));
+    t.store.append(insert('small', 'z'));
+    t.remote.failNext.push(new PayloadTooLargeError('too big'), new PayloadTooLargeError('too big'));
     await t.clock.advance(50);
-    expect(t.engine.status.lastError).toBeInstanceOf(PayloadTooLargeError);
-    expect(t.engine.status.state).toBe('error');
+    await t.clock.advance(50);
+    expect(t.store.held.map((h) => h.ops)).toEqual([insert('big', 'y')]);
+    expect(rowsOf(t.server.doc).map((r) => r[0])).toContain('small');
+    expect(t.engine.status.state).toBe('idle');
+    // once the entry at fault is held, batches are as large as configured again
+    const calls = t.server.patchCalls;
+    for (let i = 0; i < 8; i++) t.store.append(insert(`m_${i}`, 'x'));
+    await t.clock.advance(50);
+    expect(t.server.patchCalls).toBe(calls + 1);
   });
 
   it('treats an expired session as transient and retries when the token is refreshed', async () => {
@@ -435,6 +486,31 @@ describe('SyncEngine: conflict rules', () => {
     expect(t.conflicts.map((c) => [c.field, c.resolution])).toEqual([
       ['title', 'merged'],
       ['status', 'dropped'],
+    ]);
+  });
+
+  it('an onConflict decision holds for an entry that also creates a table (one transaction)', async () => {
+    const notes: KeyedTable = { schema: projectsSchema, rows: {} };
+    const t = await synced({
+      onConflict: {
+        projects: (c) =>
+          c.field === 'title' ? 'remote' : { value: `${String(c.remote)}+${String(c.local)}` },
+      },
+    });
+    // one outbox entry: create a table and edit another (kept in its original form in the outbox)
+    t.store.append([
+      keyedOp.addTable('notes', notes),
+      ...setField('p_1', 'title', 'First', 'L'),
+      ...setField('p_1', 'status', 'open', 'L'),
+    ]);
+    t.server.write(docWith([['p_1', 'R', 'R']]), false);
+    await t.clock.advance(50);
+    expect(t.store.outbox).toEqual([]);
+    expect(rowsOf(t.server.doc)).toEqual([['p_1', 'R', 'R+L']]);
+    expect(t.server.doc.tables.notes).toBeDefined();
+    expect(t.conflicts.map((c) => [c.field, c.resolution])).toEqual([
+      ['title', 'dropped'],
+      ['status', 'merged'],
     ]);
   });
 

@@ -14,11 +14,15 @@ import {
 import { backoffDelay } from '../../src/sync/backoff.js';
 import { asUserDbError, isTransient } from '../../src/sync/classify.js';
 import { browserFocusSignal, browserOnlineSignal, ManualSignal } from '../../src/sync/env.js';
+import { dependentsOf, heldReason, parseHeldReason } from '../../src/sync/held.js';
 import { InProcessLocks, LeaderElection, lockScopeFor, webLocks } from '../../src/sync/leader.js';
+import { bytesOf, pushOnce, utf8Bytes } from '../../src/sync/pusher.js';
 import { rebaseOutbox } from '../../src/sync/rebase.js';
 import { initialSyncState, reduce, sameStatus, toStatus } from '../../src/sync/state.js';
 import { settle } from './helpers/clock.js';
-import { docWith, insert, setField } from './helpers/fixtures.js';
+import { FakeRemote, FakeServer } from './helpers/fake-remote.js';
+import { docWith, insert, remove, setField } from './helpers/fixtures.js';
+import { MemoryStore } from './helpers/memory-store.js';
 
 describe('backoffDelay', () => {
   it('doubles from the base, caps at the max, and jitters in the upper half', () => {
@@ -263,3 +267,71 @@ function docCreate() {
     },
   ];
 }
+
+describe("push sizes count UTF-8 bytes, as the store's cap does", () => {
+  it('utf8Bytes agrees with the encoder on ASCII, 2-, 3- and 4-byte characters and lone surrogates', () => {
+    for (const text of ['abc', 'é', '€uro', '😀', 'a\uD800b', '\uDC00', '日本語😀é']) {
+      expect(utf8Bytes(text)).toBe(Buffer.byteLength(text, 'utf8'));
+    }
+  });
+
+  it('a 413 halves the batch by UTF-8 bytes', async () => {
+    const server = new FakeServer();
+    server.write(docWith([]), false);
+    const remote = new FakeRemote(server);
+    const store = new MemoryStore();
+    store.base = { doc: docWith([]), updatedAt: server.updatedAt };
+    for (let i = 0; i < 4; i++) store.append(insert(`k_${i}`, '日本語'.repeat(100)));
+    const entries = await store.readOutbox({});
+    remote.failNext.push(new PayloadTooLargeError('too big'));
+    const outcome = await pushOnce({ store, remote, maxBytes: 1 << 20 });
+    const utf8 = entries.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e.ops), 'utf8'), 0);
+    expect(bytesOf(entries)).toBe(utf8);
+    expect(outcome).toEqual({ kind: 'shrink', maxBytes: Math.floor(bytesOf(entries) / 2) });
+    expect(bytesOf(entries)).toBeGreaterThan(2.5 * JSON.stringify(entries.map((e) => e.ops)).length);
+  });
+});
+
+describe('held entries', () => {
+  it('dependents: later entries on the same rows or tables, transitively; others stay', () => {
+    const root = { seq: 1, ops: insert('a', 'A') };
+    const later = [
+      { seq: 2, ops: setField('a', 'title', 'A', 'A2') }, // same row
+      { seq: 3, ops: insert('b', 'B') }, // another row
+      { seq: 4, ops: [...setField('a', 'status', 'open', 'x'), ...setField('c', 'title', 'C', 'C2')] },
+      { seq: 5, ops: remove('c') }, // touches c, which entry 4 (a dependent) touched
+      { seq: 6, ops: [{ op: 'remove' as const, path: '/tables/projects' }] }, // the whole table
+      { seq: 7, ops: [{ op: 'remove' as const, path: '/tables/other' }] },
+    ];
+    expect(dependentsOf(root, later)).toEqual([2, 4, 5, 6]);
+  });
+
+  it('the stored reason reads back as the typed error, with waitsFor', () => {
+    const r = parseHeldReason(heldReason(new PayloadTooLargeError('over the limit'), 3));
+    expect(r.error).toBeInstanceOf(PayloadTooLargeError);
+    expect(r.error.message).toBe('over the limit');
+    expect(r.waitsFor).toBe(3);
+    expect(parseHeldReason('not a keyed userdb path').error.code).toBe('storage');
+  });
+});
+
+describe('error codes tell causes apart', () => {
+  it('every error class has its own code', () => {
+    const errors = [
+      new AuthError('x'),
+      new ForbiddenError('x'),
+      new InvalidRemoteDocumentError('x'),
+      new BadPatchError('x'),
+      new PayloadTooLargeError('x'),
+      new NetworkError('x'),
+      new ServerError('x'),
+      new StorageError('x'),
+      new ConflictError('x', null),
+    ];
+    expect(new Set(errors.map((e) => e.code)).size).toBe(errors.length);
+    expect(new ForbiddenError('x').code).toBe('forbidden');
+    expect(new InvalidRemoteDocumentError('x').code).toBe('invalid_remote_document');
+    expect(isTransient(new ForbiddenError('x'))).toBe(false);
+    expect(isTransient(new AuthError('x'))).toBe(true);
+  });
+});

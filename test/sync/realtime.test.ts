@@ -53,6 +53,34 @@ describe('sync through the dev server', () => {
     expect(await b.db.table('projects').get('p_1')).toMatchObject({ title: 'From A' });
   });
 
+  it('every resubscription of the Realtime channel pulls (events sent while it was down are lost)', async () => {
+    const user = await newUser(server);
+    const a = await openDevice(server, user);
+    const b = await openDevice(server, user);
+    open.push(a, b);
+    const joined = () => a.sb.getChannels().some((c) => c.state === 'joined');
+    await eventually(joined, 10_000, "A's channel");
+    await converged([a, b]);
+    for (let round = 0; round < 3; round++) {
+      const pulls = a.rpc.calls.filter((c) => c === 'userdb_pull').length;
+      // the socket goes down; B writes while A cannot hear it (an HTTP write: Realtime is down)
+      server.faults.offline(true);
+      await eventually(() => !joined(), 10_000, 'channel down');
+      server.faults.offline(false);
+      await b.db.table('projects').insert({ id: `r_${round}`, title: `while down ${round}`, status: 'open' });
+      await b.engine.flush();
+      // A rejoins by itself (realtime-js), and that alone must bring a pull: no poll, no other trigger
+      await eventually(joined, 10_000, 'channel rejoined');
+      await eventually(
+        () => a.rpc.calls.filter((c) => c === 'userdb_pull').length > pulls,
+        10_000,
+        `a pull after resubscription ${round}`,
+      );
+      await converged([a, b]);
+      expect(await a.db.table('projects').get(`r_${round}`)).toMatchObject({ title: `while down ${round}` });
+    }
+  });
+
   it('db.close() removes the Realtime channel and releases the leader lock', async () => {
     const user = await newUser(server);
     const tab1 = await openDevice(server, user);

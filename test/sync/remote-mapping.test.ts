@@ -57,7 +57,7 @@ describe('mapRpcError', () => {
     [{ status: 400, error: { code: 'P0001', message: 'raised' } }, BadPatchError, 'bad_patch'],
     [{ status: 401, error: { code: 'PGRST303', message: 'JWT expired' } }, AuthError, 'auth'],
     [{ status: 401, error: { code: '42501', message: 'denied' } }, AuthError, 'auth'],
-    [{ status: 403, error: { code: '42501', message: 'denied' } }, ForbiddenError, 'auth'],
+    [{ status: 403, error: { code: '42501', message: 'denied' } }, ForbiddenError, 'forbidden'],
     [{ status: 0, error: { code: '', message: 'TypeError: fetch failed' } }, NetworkError, 'network'],
     [{ status: 408, error: { message: 'timeout' } }, NetworkError, 'network'],
     [{ status: 500, error: { code: 'XX000', message: 'boom' } }, ServerError, 'server'],

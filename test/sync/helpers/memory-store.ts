@@ -142,6 +142,19 @@ export class MemoryStore implements SyncStore {
     this.#notify(true, true);
   }
 
+  /** Entries moved aside by {@link holdEntries}, with why. */
+  held: (SyncOutboxEntry & { reason: string })[] = [];
+
+  async holdEntries(items: readonly { seq: number; reason: string }[]): Promise<void> {
+    for (const { seq, reason } of items) {
+      const entry = this.outbox.find((e) => e.seq === seq);
+      if (entry === undefined) continue;
+      this.held.push({ ...entry, reason });
+      this.outbox = this.outbox.filter((e) => e.seq !== seq);
+    }
+    this.#notify(false, true);
+  }
+
   onChange(listener: (c: { meta: boolean; outbox: boolean }) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
