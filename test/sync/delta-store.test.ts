@@ -8,7 +8,7 @@ import { Dexie } from 'dexie';
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CompactDoc, Json, PatchOp } from '../../src/doc/index.js';
-import { BadPatchError } from '../../src/errors.js';
+import { ForbiddenError } from '../../src/errors.js';
 import { createUserDb, type UserDb } from '../../src/index.js';
 import { LocalStore } from '../../src/store/index.js';
 import { SyncEngine, type SyncOptions } from '../../src/sync/engine.js';
@@ -114,9 +114,9 @@ describe('delta sync on the local store', () => {
     server.broadcast = true;
     server.write(bigDoc(1000), false);
     const d = await device(server);
-    // the edit stays pending: every push is refused (a pull retries it, and it is refused again)
+    // the edit stays pending: pushes are forbidden (sync stops pushing; pulls go on)
     d.remote.beforePatch = () => {
-      throw new BadPatchError('userdb_patch: held by the test');
+      throw new ForbiddenError('userdb_patch: forbidden by the test');
     };
     const t = d.db.untypedTable('projects');
     await t.update('p_1', { title: 'Pending here' });
