@@ -305,9 +305,10 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       socket.on('close', () => sockets.delete(socket));
     });
     server.on('upgrade', (req, socket, head) => {
-      const requestUrl = new URL(req.url ?? '/', 'http://localhost');
+      // A target URL cannot parse (e.g. `//`) is refused like any other path, never thrown.
+      const requestUrl = parseRequestUrl(req.url);
       socket.on('error', () => socket.destroy());
-      if (faults.isOffline || requestUrl.pathname !== '/realtime/v1/websocket') {
+      if (faults.isOffline || requestUrl === undefined || requestUrl.pathname !== '/realtime/v1/websocket') {
         socket.destroy();
         return;
       }

@@ -311,6 +311,27 @@ describe.each(engines)('dev server hardening on $name', (engine) => {
       expect((await client(server).rpc('hh_echo', { a: 1 })).data).toBe(1);
     });
 
+    it('refuses a WebSocket upgrade to a path that does not parse, and keeps serving', async () => {
+      const url = new URL(server.url);
+      for (const path of ['//', '//[::1']) {
+        const closed = await new Promise<string>((resolve) => {
+          const socket = connect(Number(url.port), url.hostname);
+          let answer = '';
+          socket.on('data', (chunk: Buffer) => {
+            answer += chunk.toString();
+          });
+          socket.on('error', () => resolve(answer));
+          socket.on('close', () => resolve(answer));
+          socket.write(
+            `GET ${path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+              'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+          );
+        });
+        expect(closed, path).not.toContain('101 Switching Protocols');
+      }
+      expect((await client(server).rpc('hh_echo', { a: 1 })).data).toBe(1);
+    });
+
     it('answers PGRST202 for unknown arguments, as PostgREST does', async () => {
       const res = await client(server).rpc('hh_echo', { a: 1, nope: 2 });
       expect(res.status).toBe(404);
