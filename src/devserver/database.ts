@@ -324,6 +324,13 @@ class PostgresDatabase implements Database {
     const client = await this.#pool.connect();
     let broken = false;
     let committing = false;
+    // A connection lost while checked out (the backend terminated between two statements of a
+    // transaction kept open, e.g. Realtime delivery's) emits 'error' outside any query: without a
+    // listener that would end the process. The next statement fails and the client is discarded.
+    const onLost = () => {
+      broken = true;
+    };
+    client.on('error', onLost);
     try {
       await client.query('begin');
       const result = await fn({
@@ -348,6 +355,7 @@ class PostgresDatabase implements Database {
       }
       throw error;
     } finally {
+      client.off('error', onLost);
       client.release(broken);
     }
   }
