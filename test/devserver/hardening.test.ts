@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { jsonTooDeep } from '../../src/devserver/http.js';
 import { type DevServer, signJwt, startDevServer, verifyJwt } from '../../src/devserver/index.js';
 import { BOOT_TIMEOUT_MS, client, signedUp, subscribed } from './helpers.js';
@@ -522,8 +522,13 @@ const breakable: Engine[] = [
 describe.each(breakable)('recovery from a fatal engine error on $name', (engine) => {
   let server: DevServer;
   let handle: Awaited<ReturnType<Engine['open']>>;
+  /** The dev server's process warnings, kept (and asserted) instead of printed. */
+  const warnings: string[] = [];
 
   beforeAll(async () => {
+    vi.spyOn(process, 'emitWarning').mockImplementation((warning: string | Error) => {
+      warnings.push(String(warning));
+    });
     handle = await engine.open();
     // No depth limit: the deep body reaches SQL, where PGlite's backend breaks
     // (`XX000 bad buffer ID`) and PostgreSQL answers 54001.
@@ -535,6 +540,7 @@ describe.each(breakable)('recovery from a fatal engine error on $name', (engine)
   }, BOOT_TIMEOUT_MS);
 
   afterAll(async () => {
+    vi.restoreAllMocks();
     await server?.stop();
     await handle?.close();
   });
@@ -590,6 +596,8 @@ describe.each(breakable)('recovery from a fatal engine error on $name', (engine)
       await server.restart();
       expect((await a.sb.rpc('userdb_get', { path: ['tables', 't', 'v'] })).data).toMatch(/^after \d+$/);
       expect((await b.sb.rpc('userdb_get', { path: ['version'] })).data).toBe(1);
+      if (handle.database.startsWith('postgres')) expect(warnings).toEqual([]);
+      else expect(warnings.some((w) => w.includes('reopened from its committed data'))).toBe(true);
     },
     BOOT_TIMEOUT_MS,
   );
