@@ -19,7 +19,17 @@ export interface ServerProcess extends ServerAddress {
 
 if (process.env.USERDB_BENCH_SERVER_CHILD === '1') {
   const { startDevServer } = await import('../../src/devserver/index.js');
-  const server = await startDevServer({ port: 0, database: process.env.USERDB_BENCH_DB ?? 'memory' });
+  // Room for the 100k-row documents of the sync workloads (about 10 MB): the request body limit and
+  // the document size limit (`userdb.max_bytes()`, 8 MiB by default) are raised to 64 MiB.
+  const server = await startDevServer({
+    port: 0,
+    database: process.env.USERDB_BENCH_DB ?? 'memory',
+    maxBodyBytes: 64 * 1024 * 1024,
+  });
+  await server.db.query(
+    `create or replace function userdb.max_bytes() returns bigint language sql immutable parallel safe
+       set search_path = '' as $$ select 67108864::bigint $$`,
+  );
   process.send?.({ url: server.url, anonKey: server.anonKey });
   process.on('SIGTERM', () => {
     server.stop().then(
