@@ -8,6 +8,7 @@
  * server.faults.latency(200);                                  // every HTTP request waits 200 ms
  * server.faults.offline(true);                                 // refuse HTTP and websockets
  * server.faults.closeAllSockets();                             // cut every realtime connection
+ * server.faults.broadcasts((d) => (d.event === 'change' ? 'drop' : 'deliver')); // lose Broadcasts
  * server.faults.reset();
  * ```
  */
@@ -43,9 +44,55 @@ export interface RpcCall {
  */
 export type RpcPredicate = (call: RpcCall) => boolean;
 
+/**
+ * One Broadcast frame about to be sent to one socket, as {@link BroadcastDecider}s see it.
+ *
+ * @example
+ * ```ts
+ * server.faults.broadcasts((d: BroadcastDelivery) => (d.socket % 2 === 0 ? 'drop' : 'deliver'));
+ * ```
+ */
+export interface BroadcastDelivery {
+  /** The topic without the `realtime:` prefix, e.g. `userdb:<user id>`. */
+  topic: string;
+  /** The broadcast's event name. */
+  event: string;
+  /** Whether it goes to a private channel. */
+  private: boolean;
+  /** The JWT `sub` of the receiving channel, if any. */
+  sub: string | undefined;
+  /** The receiving websocket's number (distinct per socket of this server). */
+  socket: number;
+}
+
+/**
+ * What becomes of one Broadcast frame to one socket: `deliver` it, `drop` it, `duplicate` it
+ * (sent twice), or `hold` it back and send it right after the next Broadcast frame to the same
+ * socket (reordered; a held frame is sent when the faults are reset, lost when the socket closes).
+ *
+ * @example
+ * ```ts
+ * const fate: BroadcastFate = 'hold';
+ * ```
+ */
+export type BroadcastFate = 'deliver' | 'drop' | 'duplicate' | 'hold';
+
+/**
+ * Decides the fate of every Broadcast frame to every socket while installed.
+ *
+ * @example
+ * ```ts
+ * let n = 0;
+ * const everyThirdLost: BroadcastDecider = () => (++n % 3 === 0 ? 'drop' : 'deliver');
+ * ```
+ */
+export type BroadcastDecider = (delivery: BroadcastDelivery) => BroadcastFate;
+
 /** The hooks {@link Faults} needs from the server. */
 export interface FaultHooks {
   closeAllSockets(): void;
+  /** Sends every held Broadcast frame now. */
+  releaseHeldBroadcasts(): void;
 }
 
 /**
@@ -65,6 +112,12 @@ export class Faults {
   #latencyMs = 0;
   #offline = false;
   #dropped = 0;
+  readonly #deciders = new Set<BroadcastDecider>();
+  readonly #broadcastCounts: Record<Exclude<BroadcastFate, 'deliver'>, number> = {
+    drop: 0,
+    duplicate: 0,
+    hold: 0,
+  };
 
   /** @internal */
   constructor(hooks: FaultHooks) {
@@ -136,6 +189,31 @@ export class Faults {
   }
 
   /**
+   * Loses, duplicates or reorders Broadcast frames (from the database and between clients):
+   * `decide` is asked for every frame to every socket until the returned function (or
+   * {@link Faults.reset}) removes it; the first decider that answers other than `deliver`
+   * wins. Removing the last decider sends the held frames.
+   *
+   * @example
+   * ```ts
+   * const fates: BroadcastFate[] = ['drop', 'duplicate', 'hold'];
+   * const stop = server.faults.broadcasts(() => fates.shift() ?? 'deliver');
+   * stop();
+   * ```
+   */
+  broadcasts(decide: BroadcastDecider): () => void {
+    this.#deciders.add(decide);
+    return () => {
+      if (this.#deciders.delete(decide) && this.#deciders.size === 0) this.#hooks.releaseHeldBroadcasts();
+    };
+  }
+
+  /** How many Broadcast frames were dropped, duplicated and held back so far. */
+  get broadcastFaults(): Readonly<Record<Exclude<BroadcastFate, 'deliver'>, number>> {
+    return { ...this.#broadcastCounts };
+  }
+
+  /**
    * Turns every fault off.
    *
    * @example
@@ -148,6 +226,10 @@ export class Faults {
     this.#predicates.clear();
     this.#latencyMs = 0;
     this.#offline = false;
+    if (this.#deciders.size > 0) {
+      this.#deciders.clear();
+      this.#hooks.releaseHeldBroadcasts();
+    }
   }
 
   /** How many RPC responses were dropped so far. */
@@ -181,5 +263,17 @@ export class Faults {
     }
     if (drop) this.#dropped++;
     return drop;
+  }
+
+  /** @internal Called for every Broadcast frame to a socket: what becomes of it. */
+  broadcastFate(delivery: BroadcastDelivery): BroadcastFate {
+    for (const decide of this.#deciders) {
+      const fate = decide(delivery);
+      if (fate !== 'deliver') {
+        this.#broadcastCounts[fate]++;
+        return fate;
+      }
+    }
+    return 'deliver';
   }
 }

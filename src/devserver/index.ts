@@ -18,7 +18,13 @@
  */
 export type { Database, Queryable, Row } from './database.js';
 export { openDatabase } from './database.js';
-export type { RpcCall, RpcPredicate } from './faults.js';
+export type {
+  BroadcastDecider,
+  BroadcastDelivery,
+  BroadcastFate,
+  RpcCall,
+  RpcPredicate,
+} from './faults.js';
 export { Faults } from './faults.js';
 export type { JwtClaims, JwtFailure, JwtVerification, SignJwtOptions, VerifyJwtOptions } from './jwt.js';
 export { signJwt, verifyJwt } from './jwt.js';

@@ -179,7 +179,10 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   let auth: AuthService;
   let schemaCache = new SchemaCache();
   let unlistenSchema: (() => Promise<void>) | undefined;
-  const faults = new Faults({ closeAllSockets: () => realtime.closeAllSockets() });
+  const faults = new Faults({
+    closeAllSockets: () => realtime.closeAllSockets(),
+    releaseHeldBroadcasts: () => realtime.releaseHeldBroadcasts(),
+  });
   let port = options.port ?? 54321;
   let url = '';
   let http: Server | undefined;
@@ -193,6 +196,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       db,
       jwtSecret,
       ws,
+      broadcastFate: (delivery) => faults.broadcastFate(delivery),
       ...(options.maxRecordBytes === undefined ? {} : { maxRecordBytes: options.maxRecordBytes }),
     });
     auth = new AuthService({

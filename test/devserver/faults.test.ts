@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthRetryableFetchError } from '@supabase/supabase-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BroadcastFate } from '../../src/devserver/index.js';
 import { type DevServer, startDevServer } from '../../src/devserver/index.js';
-import { BOOT_TIMEOUT_MS, client, RawSocket, signedUp } from './helpers.js';
+import { BOOT_TIMEOUT_MS, client, RawSocket, signedUp, waitFor } from './helpers.js';
 
 let server: DevServer;
 
@@ -102,6 +103,62 @@ describe('latency and offline', () => {
     server.faults.offline(true);
     await closed;
     expect(raw.closed).toBe(true);
+  });
+});
+
+describe('broadcasts', () => {
+  /** A public channel of `topic` on its own socket, collecting the `n` of each `change` broadcast. */
+  async function listener(topic: string): Promise<number[]> {
+    const got: number[] = [];
+    const channel = client(server)
+      .channel(topic)
+      .on('broadcast', { event: 'change' }, (m) => got.push((m.payload as { n: number }).n));
+    await new Promise<void>((resolve, reject) =>
+      channel.subscribe((status, error) => {
+        if (status === 'SUBSCRIBED') resolve();
+        else if (status === 'CHANNEL_ERROR' || status === 'TIMED_OUT') reject(error ?? new Error(status));
+      }),
+    );
+    return got;
+  }
+  const send = (topic: string, n: number) =>
+    server.db.query(`select realtime.send($1::jsonb, 'change', $2, false)`, [JSON.stringify({ n }), topic]);
+
+  it('drops, duplicates and reorders the frames to the sockets a decider picks; the others get all, in order', async () => {
+    const topic = `room:faults-${Math.random()}`;
+    const faulty = await listener(topic);
+    const fine = await listener(topic);
+    const fates: BroadcastFate[] = ['deliver', 'drop', 'duplicate', 'hold', 'deliver', 'deliver'];
+    let faultySocket: number | undefined;
+    const seen: string[] = [];
+    server.faults.broadcasts((d) => {
+      seen.push(`${d.topic}/${d.event}/${d.private}`);
+      // the first socket asked is the faulty one's (sockets are asked in the order they opened)
+      faultySocket ??= d.socket;
+      return d.socket === faultySocket ? (fates.shift() ?? 'deliver') : 'deliver';
+    });
+    for (let n = 1; n <= 6; n++) await send(topic, n);
+    await waitFor(() => fine.length === 6 && faulty.length === 6, 10_000, 'six frames each');
+    expect(fine).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(faulty).toEqual([1, 3, 3, 5, 4, 6]);
+    expect(new Set(seen)).toEqual(new Set([`${topic}/change/false`]));
+    expect(server.faults.broadcastFaults).toMatchObject({ drop: 1, duplicate: 1, hold: 1 });
+  });
+
+  it('sends the held frames when the faults are reset, and delivers normally after', async () => {
+    const topic = `room:faults-${Math.random()}`;
+    const got = await listener(topic);
+    const heldBefore = server.faults.broadcastFaults.hold;
+    server.faults.broadcasts(() => 'hold');
+    await send(topic, 1);
+    await send(topic, 2);
+    await waitFor(() => server.faults.broadcastFaults.hold === heldBefore + 2, 10_000, 'two frames held');
+    expect(got).toEqual([]);
+    server.faults.reset();
+    await waitFor(() => got.length === 2, 10_000, 'held frames released');
+    await send(topic, 3);
+    await waitFor(() => got.length === 3, 10_000, 'a frame after reset');
+    expect(got).toEqual([1, 2, 3]);
   });
 });
 

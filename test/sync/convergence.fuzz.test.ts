@@ -4,6 +4,9 @@
  * their sockets cut, are closed and reopened mid-sync, and die abruptly (requests in flight lost,
  * closed without waiting). At quiescence every device must hold the server's document, every edit
  * nobody overrode must be in it, and a row deleted in a case and inserted by nobody must be gone.
+ * The delta path gets its own faults: change Broadcasts lost, duplicated or held back and delivered
+ * after the next one (per socket), and the server's change log pruned (all of it, or all but the
+ * newest entries), so a device that was offline must catch up with the whole document.
  * The three devices live through all cases: each case starts from the quiescent state the previous
  * one ended in.
  *
@@ -13,9 +16,24 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DevServer, startDevServer } from '../../src/devserver/index.js';
+import {
+  type BroadcastDecider,
+  type BroadcastFate,
+  type DevServer,
+  startDevServer,
+} from '../../src/devserver/index.js';
 import { UserDbError } from '../../src/errors.js';
-import { converged, type Device, newUser, openDevice, serverDoc, type User } from './helpers/devices.js';
+import {
+  converged,
+  type Device,
+  eventually,
+  newUser,
+  openDevice,
+  serverDoc,
+  sortDoc,
+  stableJson,
+  type User,
+} from './helpers/devices.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 50);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
@@ -50,7 +68,9 @@ type Action =
   | { kind: 'cutSockets' }
   | { kind: 'reload'; device: number }
   | { kind: 'crash'; device: number }
-  | { kind: 'wait'; ms: number };
+  | { kind: 'wait'; ms: number }
+  | { kind: 'broadcastFaults'; fates: BroadcastFate[] }
+  | { kind: 'truncateLog'; keep: number };
 
 const table = fc.constantFrom<Table>(...TABLES);
 const key = fc.constantFrom(...KEYS);
@@ -93,6 +113,23 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 40 }) }),
+  },
+  {
+    // the change Broadcasts to the user's sockets from now until the case's pushes are done: the
+    // fates in turn, in delivery order
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('broadcastFaults' as const),
+      fates: fc.array(fc.constantFrom<BroadcastFate>('deliver', 'drop', 'duplicate', 'hold'), {
+        minLength: 1,
+        maxLength: 6,
+      }),
+    }),
+  },
+  {
+    // the server prunes the user's change log: all of it, or all but the newest entries
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('truncateLog' as const), keep: fc.integer({ min: 0, max: 2 }) }),
   },
 );
 
@@ -178,6 +215,9 @@ async function runEdit(d: Device, dev: number, e: Edit, effects: ((m: Model) => 
   }
 }
 
+/** Log truncations run and change Broadcasts a fault decided on (reported at the end). */
+let truncations = 0;
+let seenBroadcasts = 0;
 let server: DevServer;
 const devices: Device[] = [];
 let user: User;
@@ -188,9 +228,33 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) devices.push(await openDevice(server, user));
 });
 afterAll(async () => {
+  if (server !== undefined)
+    console.log(
+      'convergence fuzz: broadcast faults',
+      server.faults.broadcastFaults,
+      'log truncations',
+      truncations,
+      'change broadcasts decided',
+      seenBroadcasts,
+    );
   for (const d of devices) await d.close();
   await server?.stop();
 });
+
+/** Prints what each device holds against the server when they did not converge. */
+async function describeDivergence(): Promise<void> {
+  const server = stableJson(sortDoc(await serverDoc(devices[0]?.sb as Device['sb'])));
+  const lines = [`server: ${server}`];
+  for (const [i, d] of devices.entries()) {
+    const local = stableJson(sortDoc(await d.db.export()));
+    const { state, pendingCount, leader, online, lastError } = d.engine.status;
+    lines.push(
+      `device ${i}: ${JSON.stringify({ state, pendingCount, leader, online, lastError: lastError?.message })}`,
+      local === server ? '  holds the server document' : `  holds ${local}`,
+    );
+  }
+  console.log(`convergence fuzz: no convergence\n${lines.join('\n')}`);
+}
 
 describe('convergence fuzz', () => {
   it(
@@ -201,6 +265,8 @@ describe('convergence fuzz', () => {
         fc.asyncProperty(fc.array(action, { minLength: 4, maxLength: 14 }), async (actions) => {
           // each case starts from the quiescent state the previous one ended in
           server.faults.reset();
+          const dropsBefore = server.faults.broadcastFaults.drop;
+          let decider: BroadcastDecider | undefined;
           const model = new Model();
           {
             for (const a of actions) {
@@ -230,12 +296,48 @@ describe('convergence fuzz', () => {
                 const closing = old.close().catch(() => undefined);
                 devices[a.device] = await openDevice(server, user, { indexedDB: old.indexedDB });
                 await closing;
+              } else if (a.kind === 'broadcastFaults') {
+                let next = 0;
+                const topic = `userdb:${user.id}`;
+                decider = (d) => {
+                  if (d.topic !== topic) return 'deliver';
+                  seenBroadcasts++;
+                  return a.fates[next++ % a.fates.length] ?? 'deliver';
+                };
+                server.faults.broadcasts(decider);
+              } else if (a.kind === 'truncateLog') {
+                await server.db.query(
+                  `delete from userdb.changes where user_id = $1 and id not in
+                     (select id from userdb.changes where user_id = $1 order by id desc limit $2)`,
+                  [user.id, a.keep],
+                );
+                truncations++;
               } else await new Promise((resolve) => setTimeout(resolve, a.ms));
             }
             // quiescence: everyone online, no more faults
             server.faults.reset();
             for (const d of devices) d.setOffline(false);
-            await converged(devices, 30_000);
+            if (decider !== undefined) {
+              // the Broadcast faults go on while the devices push what they hold
+              const stop = server.faults.broadcasts(decider);
+              await eventually(
+                () => devices.every((d) => d.engine.status.pendingCount === 0),
+                30_000,
+                'pushes',
+              );
+              stop();
+            }
+            if (server.faults.broadcastFaults.drop > dropsBefore) {
+              // Realtime delivers at most once: a device that lost the last change Broadcast learns
+              // of it from its safety-net pull (pollIntervalMs, off in these devices), done here once
+              for (const d of devices) await d.engine.pull();
+            }
+            try {
+              await converged(devices, 30_000);
+            } catch (err) {
+              await describeDivergence();
+              throw err;
+            }
             const doc = (await serverDoc(devices[0]?.sb as Device['sb'])) as {
               tables: Record<string, { schema: { fields: { name: string }[] }; rows: string[][] }>;
             };

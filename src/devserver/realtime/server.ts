@@ -20,6 +20,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Database, Queryable } from '../database.js';
+import type { BroadcastDelivery, BroadcastFate } from '../faults.js';
 import { type JwtClaims, verifyJwt } from '../jwt.js';
 import { ChannelAuthorization } from './authorization.js';
 import { type ChangeColumn, matchesFilter, parseFilter, type RealtimeFilter } from './filter.js';
@@ -41,6 +42,8 @@ export interface RealtimeOptions {
   maxRecordBytes?: number;
   /** The `ws` package (an optional peer dependency, loaded by `startDevServer`). */
   ws: { WebSocketServer: typeof WebSocketServer };
+  /** Decides the fate of each Broadcast frame to each socket (the dev server's faults). */
+  broadcastFate?: (delivery: BroadcastDelivery) => BroadcastFate;
 }
 
 type ChangeType = 'INSERT' | 'UPDATE' | 'DELETE';
@@ -75,7 +78,11 @@ interface Channel {
 }
 
 interface Client {
+  /** Distinct per socket of this server. */
+  id: number;
   ws: WebSocket;
+  /** Broadcast frames held back by a fault, sent after the next one. */
+  held: (Buffer | string)[];
   vsn: Vsn;
   apiKey: string;
   channels: Map<string, Channel>;
@@ -192,6 +199,12 @@ function isUserBroadcast(content: UserBroadcast | Record<string, unknown>): cont
   return Buffer.isBuffer(content.payload) && (content.encoding === 'json' || content.encoding === 'binary');
 }
 
+/** A broadcast's event name (empty when a client's JSON broadcast has none). */
+function broadcastEvent(content: UserBroadcast | Record<string, unknown>): string {
+  if (isUserBroadcast(content)) return content.event;
+  return typeof content.event === 'string' ? content.event : '';
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -203,6 +216,7 @@ export class RealtimeServer {
   readonly #wss: WebSocketServer;
   readonly #clients = new Set<Client>();
   #nextBindingId = 1;
+  #nextClientId = 1;
   #unlisten: (() => Promise<void>) | undefined;
   #draining: Promise<void> | undefined;
   #drainAgain = false;
@@ -276,6 +290,18 @@ export class RealtimeServer {
     await this.#draining?.catch(() => undefined);
   }
 
+  /** Sends the Broadcast frames a fault held back, to the sockets still open. */
+  releaseHeldBroadcasts(): void {
+    for (const client of this.#clients) {
+      const held = client.held.splice(0);
+      if (!this.#open(client)) continue;
+      for (const frame of held) {
+        client.ws.send(frame);
+        this.#delivered++;
+      }
+    }
+  }
+
   /** Terminates every open websocket (clients see an abnormal closure). */
   closeAllSockets(): void {
     for (const client of this.#clients) this.#drop(client);
@@ -300,7 +326,15 @@ export class RealtimeServer {
     }
     const vsn: Vsn = url.searchParams.get('vsn') === '2.0.0' ? '2.0.0' : '1.0.0';
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      const client: Client = { ws, vsn, apiKey, channels: new Map(), queue: Promise.resolve() };
+      const client: Client = {
+        id: this.#nextClientId++,
+        ws,
+        held: [],
+        vsn,
+        apiKey,
+        channels: new Map(),
+        queue: Promise.resolve(),
+      };
       this.#clients.add(client);
       ws.on('message', (data, isBinary) => {
         const bytes = Array.isArray(data)
@@ -364,6 +398,7 @@ export class RealtimeServer {
   #forget(client: Client): void {
     for (const channel of client.channels.values()) clearTimeout(channel.expiryTimer);
     client.channels.clear();
+    client.held = [];
     this.#clients.delete(client);
   }
 
@@ -672,8 +707,29 @@ export class RealtimeServer {
           encoded.set(key, frame);
         }
         if (frame === null) continue;
-        client.ws.send(frame);
-        this.#delivered++;
+        const fate =
+          this.#o.broadcastFate?.({
+            topic: subTopic,
+            event: broadcastEvent(content),
+            private: isPrivate,
+            sub: typeof channel.claims.sub === 'string' ? channel.claims.sub : undefined,
+            socket: client.id,
+          }) ?? 'deliver';
+        if (fate === 'drop') continue;
+        if (fate === 'hold') {
+          client.held.push(frame);
+          continue;
+        }
+        const times = fate === 'duplicate' ? 2 : 1;
+        for (let i = 0; i < times; i++) {
+          client.ws.send(frame);
+          this.#delivered++;
+        }
+        // frames held back go out after this one: reordered
+        for (const late of client.held.splice(0)) {
+          client.ws.send(late);
+          this.#delivered++;
+        }
       }
     }
   }
