@@ -226,6 +226,14 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   private readonly view = new View();
   private generation = -1;
   private appliedSeq = 0;
+  /**
+   * Set while the view holds outbox rows whose base generation was assumed, not read with them (see
+   * `AppendResult.generationChecked`): the store's count of foreign `meta` changes just before the
+   * first of them was appended. If that count moved and the stored generation differs from the
+   * view's, another tab may have changed the base just before they were appended: the view is
+   * rebuilt rather than patched.
+   */
+  private unverifiedSince: number | undefined;
   private current: TxState | null = null;
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
@@ -873,7 +881,9 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   /** Appends `tx` to the outbox, then applies it to the view and notifies. Holds the lock. */
   private async commitLocked(tx: TxState): Promise<void> {
     if (tx.ops.length === 0) return;
+    const foreignBefore = this.store.foreignMetaChanges;
     const result = await this.store.append(tx.ops);
+    if (!result.generationChecked) this.unverifiedSince ??= foreignBefore;
     if (result.generation !== this.generation || result.previousSeq > this.appliedSeq) {
       // Another instance committed in between: replay everything after what the view has.
       await this.catchUpLocked();
@@ -888,6 +898,8 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       return;
     }
     this.appliedSeq = result.seq;
+    // a generation read with this row proves the earlier rows were appended on it too (it only grows)
+    if (result.generationChecked) this.unverifiedSince = undefined;
     this.live.notify(rows);
   }
 
@@ -928,6 +940,9 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       }
       this.appliedSeq = entry.seq;
     }
+    // appended on an assumed generation through another connection, whose changes are not ordered
+    // with this one's: any later change of the generation rebuilds the view (-1 matches no count)
+    if (commits.generationAssumed === true) this.unverifiedSince = -1;
     this.live.notify(rows);
     return true;
   }
@@ -952,6 +967,21 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     }
     const changed = new Set<string>();
     const rows = new ChangeSet();
+    if (
+      tail.generation !== this.generation &&
+      this.unverifiedSince !== undefined &&
+      this.unverifiedSince !== this.store.foreignMetaChanges
+    ) {
+      // rows were applied on a generation not read with them, and another tab changed the store
+      // since: it may have changed the base just before they were appended, so the logged changes
+      // cannot be laid under them
+      await this.reloadAndReport();
+      return;
+    }
+    // Read with the outbox in one transaction. Either the generation did not change (the view's rows
+    // were appended on it: it only grows), or every change since came from this process, which the
+    // store saw at once: rows appended after such a change had their generation read.
+    this.unverifiedSince = undefined;
     if (tail.generation !== this.generation) {
       const from = tail.pushedFrom;
       const viaLog = tail.log !== undefined ? this.applyLog(tail.log, changed, rows) : 'no';
@@ -1039,6 +1069,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       rows.table(t);
     }
     this.generation = snapshot.base.generation;
+    this.unverifiedSince = undefined;
     const last = snapshot.entries.at(-1);
     if (last !== undefined) this.appliedSeq = Math.max(this.appliedSeq, last.seq);
     this.live.notify(rows);

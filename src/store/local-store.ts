@@ -90,6 +90,11 @@ export interface StoreChange {
 export interface AppendedCommits {
   /** The base generation they were appended on. */
   generation: number;
+  /**
+   * Present when `generation` was not read in an appending transaction but assumed (see
+   * `generationChecked` of {@link AppendResult}).
+   */
+  generationAssumed?: true;
   /** The rows, in seq order. */
   entries: { seq: number; ops: PatchOp[] }[];
 }
@@ -98,10 +103,22 @@ export interface AppendedCommits {
 export interface AppendResult {
   /** The new entry's seq. */
   seq: number;
-  /** The highest seq in the outbox just before the append (0 when it was empty). */
+  /**
+   * The seq the outbox's key generator gave out just before this one (0 for the first ever): when it
+   * is above the last seq a reader knows of, another instance appended (or appended and pushed) in
+   * between. Never below the highest seq present in the outbox before the append.
+   */
   previousSeq: number;
-  /** The base generation at the time of the append. */
+  /** The base generation at the time of the append (see `generationChecked`). */
   generation: number;
+  /**
+   * True when `generation` was read in the appending transaction. False when it is the generation
+   * this instance last read and no change of the store's `meta` was seen in this process since: then
+   * another tab may have changed the base just before the append without this process knowing yet;
+   * its change notification follows, and a reader must then not assume the entry was appended on
+   * `generation`.
+   */
+  generationChecked: boolean;
 }
 
 /** Entries appended after a given seq, and the base generation they apply to. */
@@ -188,6 +205,19 @@ export class LocalStore {
   private clientIdValue = '';
   /** Seqs this instance appended whose change notification has not been seen yet. */
   private readonly ownAppends = new Set<number>();
+  /**
+   * The base generation as last read by {@link append}; cleared by every change of `meta` this
+   * process sees (own or another instance's, announced synchronously when it commits) and by a
+   * failed append, so that the next append reads it again.
+   */
+  private knownGeneration: number | undefined;
+  private foreignMeta = 0;
+  /**
+   * The change sets of this instance's read-write transactions: a change notification with any other
+   * object came from another connection (another tab, or another instance), and counts as foreign.
+   * Only this connection's own transactions are known to be announced before the next one starts.
+   */
+  private readonly ownParts = new WeakSet<object>();
   private closed = false;
 
   private constructor(db: Dexie, userId: string) {
@@ -222,6 +252,16 @@ export class LocalStore {
     return store;
   }
 
+  /**
+   * How many changes of `meta` made through another connection (another tab or instance) this
+   * instance has been told of. An append whose generation was not read (`generationChecked: false`) was appended on the
+   * generation it reports unless this count moved between just before the append and the time the
+   * reader learns the stored generation changed.
+   */
+  get foreignMetaChanges(): number {
+    return this.foreignMeta;
+  }
+
   /** This device's random, persisted client id (stable across reloads; shared by tabs). */
   get clientId(): string {
     return this.clientIdValue;
@@ -242,93 +282,89 @@ export class LocalStore {
     const problems: StorageError[] = [];
     const now = new Date().toISOString();
     try {
-      return await this.db.transaction(
-        'rw',
-        [this.meta, this.outbox, this.quarantine, this.log],
-        async () => {
-          const putAside = async (
-            source: QuarantineRecord['source'],
-            key: string,
-            record: unknown,
-            reason: string,
-          ) => {
-            await this.quarantine.add({ source, key, record, reason, quarantinedAt: now });
-          };
-          const versionRaw = await this.meta.get(META_BASE_VERSION);
-          const lastGeneration = generationOf(versionRaw);
-          let base: BaseRecord = { doc: EMPTY_DOC, updatedAt: null, generation: lastGeneration };
-          const baseRaw = await this.meta.get(META_BASE);
-          const logRaw: unknown[] = await this.log.toArray();
-          if (baseRaw !== undefined || logRaw.length > 0) {
-            const checked = assembleBase(baseRaw, await this.meta.get(META_BASE_MARK), logRaw, versionRaw);
-            if (typeof checked === 'string') {
-              if (baseRaw !== undefined) await putAside('meta', META_BASE, baseRaw, checked);
-              for (const r of logRaw) await putAside('log', logKeyOf(r), r, checked);
-              const generation = lastGeneration + 1;
-              await this.meta.delete(META_BASE);
-              await this.meta.delete(META_BASE_MARK);
-              await this.log.clear();
-              await this.meta.put(
-                { generation, updatedAt: null } satisfies BaseVersionRecord,
-                META_BASE_VERSION,
-              );
-              base = { doc: EMPTY_DOC, updatedAt: null, generation };
-              problems.push(
-                new StorageError(
-                  `the stored base document is invalid (${checked}); it was moved to the quarantine and ` +
-                    'userdb continues from an empty base until the next pull',
-                ),
-              );
-            } else {
-              base = checked.base;
-              if (checked.storedGeneration !== undefined) {
-                // validated now: the next start need not validate it again
-                await this.putMeta(
-                  {
-                    generation: checked.storedGeneration,
-                    validation: DOC_VALIDATION,
-                  } satisfies BaseMarkRecord,
-                  META_BASE_MARK,
-                );
-              }
-            }
-          }
-          const clientRaw = await this.meta.get(META_CLIENT);
-          const client = clientRecordSchema.safeParse(clientRaw);
-          if (client.success) {
-            this.clientIdValue = client.data.clientId;
-          } else {
-            if (clientRaw !== undefined) {
-              await putAside('meta', META_CLIENT, clientRaw, describeIssues(client.error));
-              problems.push(
-                new StorageError('the stored client record is invalid; it was quarantined and replaced'),
-              );
-            }
-            const fresh: ClientRecord = { clientId: crypto.randomUUID(), nextBatchSeq: 1 };
-            await this.meta.put({ ...fresh }, META_CLIENT);
-            this.clientIdValue = fresh.clientId;
-          }
-          const entries: OutboxEntry[] = [];
-          const rawEntries: unknown[] = await this.outbox.toArray();
-          const rawKeys = await this.outbox.toCollection().primaryKeys();
-          for (let i = 0; i < rawEntries.length; i++) {
-            const raw = rawEntries[i];
-            const key = rawKeys[i] as number;
-            const parsed = outboxEntrySchema.safeParse(raw);
-            if (parsed.success) {
-              entries.push(parsed.data);
-              continue;
-            }
-            const reason = describeIssues(parsed.error);
-            await putAside('outbox', String(key), raw, reason);
-            await this.outbox.delete(key);
+      return await this.rw([this.meta, this.outbox, this.quarantine, this.log], async () => {
+        const putAside = async (
+          source: QuarantineRecord['source'],
+          key: string,
+          record: unknown,
+          reason: string,
+        ) => {
+          await this.quarantine.add({ source, key, record, reason, quarantinedAt: now });
+        };
+        const versionRaw = await this.meta.get(META_BASE_VERSION);
+        const lastGeneration = generationOf(versionRaw);
+        let base: BaseRecord = { doc: EMPTY_DOC, updatedAt: null, generation: lastGeneration };
+        const baseRaw = await this.meta.get(META_BASE);
+        const logRaw: unknown[] = await this.log.toArray();
+        if (baseRaw !== undefined || logRaw.length > 0) {
+          const checked = assembleBase(baseRaw, await this.meta.get(META_BASE_MARK), logRaw, versionRaw);
+          if (typeof checked === 'string') {
+            if (baseRaw !== undefined) await putAside('meta', META_BASE, baseRaw, checked);
+            for (const r of logRaw) await putAside('log', logKeyOf(r), r, checked);
+            const generation = lastGeneration + 1;
+            await this.meta.delete(META_BASE);
+            await this.meta.delete(META_BASE_MARK);
+            await this.log.clear();
+            await this.meta.put(
+              { generation, updatedAt: null } satisfies BaseVersionRecord,
+              META_BASE_VERSION,
+            );
+            base = { doc: EMPTY_DOC, updatedAt: null, generation };
             problems.push(
-              new StorageError(`outbox entry ${key} is invalid (${reason}); it was moved to the quarantine`),
+              new StorageError(
+                `the stored base document is invalid (${checked}); it was moved to the quarantine and ` +
+                  'userdb continues from an empty base until the next pull',
+              ),
+            );
+          } else {
+            base = checked.base;
+            if (checked.storedGeneration !== undefined) {
+              // validated now: the next start need not validate it again
+              await this.putMeta(
+                {
+                  generation: checked.storedGeneration,
+                  validation: DOC_VALIDATION,
+                } satisfies BaseMarkRecord,
+                META_BASE_MARK,
+              );
+            }
+          }
+        }
+        const clientRaw = await this.meta.get(META_CLIENT);
+        const client = clientRecordSchema.safeParse(clientRaw);
+        if (client.success) {
+          this.clientIdValue = client.data.clientId;
+        } else {
+          if (clientRaw !== undefined) {
+            await putAside('meta', META_CLIENT, clientRaw, describeIssues(client.error));
+            problems.push(
+              new StorageError('the stored client record is invalid; it was quarantined and replaced'),
             );
           }
-          return { base, entries, problems };
-        },
-      );
+          const fresh: ClientRecord = { clientId: crypto.randomUUID(), nextBatchSeq: 1 };
+          await this.meta.put({ ...fresh }, META_CLIENT);
+          this.clientIdValue = fresh.clientId;
+        }
+        const entries: OutboxEntry[] = [];
+        const rawEntries: unknown[] = await this.outbox.toArray();
+        const rawKeys = await this.outbox.toCollection().primaryKeys();
+        for (let i = 0; i < rawEntries.length; i++) {
+          const raw = rawEntries[i];
+          const key = rawKeys[i] as number;
+          const parsed = outboxEntrySchema.safeParse(raw);
+          if (parsed.success) {
+            entries.push(parsed.data);
+            continue;
+          }
+          const reason = describeIssues(parsed.error);
+          await putAside('outbox', String(key), raw, reason);
+          await this.outbox.delete(key);
+          problems.push(
+            new StorageError(`outbox entry ${key} is invalid (${reason}); it was moved to the quarantine`),
+          );
+        }
+        return { base, entries, problems };
+      });
     } catch (e) {
       throw toStorageError('reading the local database', e);
     }
@@ -376,7 +412,13 @@ export class LocalStore {
 
   /**
    * Appends one outbox entry in its own IndexedDB transaction and resolves once it has committed.
-   * Cost: one small read and one insert, independent of the document's size.
+   * Cost: usually ONE IndexedDB request (the insert). `previousSeq` comes from the outbox's key
+   * generator (the new seq minus one: any row another tab or instance appended meanwhile, even one
+   * already pushed and deleted, shows up as a gap). The base generation is read in the same
+   * transaction only when it may have changed since this instance last read it (a change of `meta`
+   * was announced since, or it was never read); otherwise the remembered one is returned with
+   * `generationChecked: false`: another connection's change (another tab) may not have been
+   * announced yet (see {@link foreignMetaChanges}).
    * Throws {@link StorageError} (e.g. quota exceeded): then nothing was written.
    *
    * @example
@@ -388,13 +430,30 @@ export class LocalStore {
     this.assertOpen();
     let added: number | undefined;
     try {
-      return await this.db.transaction('rw', this.meta, this.outbox, async () => {
-        const previous = await this.outbox.orderBy(':id').lastKey();
-        const version = await this.meta.get(META_BASE_VERSION);
+      return await this.rw([this.meta, this.outbox], async () => {
         const record = { ops, createdAt: new Date().toISOString() };
         this.count('outbox', record);
-        const seq = await this.outbox.add(record);
-        const generation = generationOf(version);
+        const known = this.knownGeneration;
+        // both requests are queued at once: one round trip
+        const [seq, version] = await Promise.all([
+          this.outbox.add(record),
+          known === undefined ? this.meta.get(META_BASE_VERSION) : undefined,
+        ]);
+        let generation: number;
+        let checked = true;
+        if (known === undefined) {
+          generation = generationOf(version);
+          // a change of meta committed after this transaction clears it again
+          this.knownGeneration = generation;
+        } else if (this.knownGeneration !== known) {
+          // a change of meta was announced while this transaction waited for its turn (this Dexie
+          // callback runs when the transaction is created, the insert when it starts): read it now
+          generation = generationOf(await this.meta.get(META_BASE_VERSION));
+          this.knownGeneration = generation;
+        } else {
+          generation = known;
+          checked = false;
+        }
         added = seq;
         this.ownAppends.add(seq);
         let recent = RECENT_COMMITS.get(this.name);
@@ -402,10 +461,11 @@ export class LocalStore {
           recent = new Map();
           RECENT_COMMITS.set(this.name, recent);
         }
-        recent.set(seq, { clientId: this.clientIdValue, generation, ops });
-        return { seq, previousSeq: typeof previous === 'number' ? previous : 0, generation };
+        recent.set(seq, { clientId: this.clientIdValue, generation, checked, ops });
+        return { seq, previousSeq: seq - 1, generation, generationChecked: checked };
       });
     } catch (e) {
+      this.knownGeneration = undefined;
       throw toStorageError('saving the change to the local outbox', e);
     } finally {
       if (added !== undefined) {
@@ -501,7 +561,7 @@ export class LocalStore {
   ): Promise<void> {
     this.assertOpen();
     try {
-      await this.db.transaction('rw', this.meta, this.outbox, this.log, async () => {
+      await this.rw([this.meta, this.outbox, this.log], async () => {
         let generation = generationOf(await this.meta.get(META_BASE_VERSION));
         let updatedAt: string | null = null;
         let dropped = 0;
@@ -562,7 +622,7 @@ export class LocalStore {
   async compact(args: { generation: number; doc: CompactDoc; updatedAt: string | null }): Promise<boolean> {
     this.assertOpen();
     try {
-      return await this.db.transaction('rw', this.meta, this.log, async () => {
+      return await this.rw([this.meta, this.log], async () => {
         const record: unknown = await this.log.get(args.generation);
         const parsed = logRecordSchema.safeParse(record);
         if (!parsed.success || parsed.data.after !== args.updatedAt) return false;
@@ -640,7 +700,7 @@ export class LocalStore {
       return;
     }
     try {
-      await this.db.transaction('rw', this.meta, this.outbox, this.log, async () => {
+      await this.rw([this.meta, this.outbox, this.log], async () => {
         await this.writeBase(args.newBase, args.updatedAt, args.exact === true ? args.upToSeq : undefined);
         await this.outbox.where(':id').belowOrEqual(args.upToSeq).delete();
         if (args.nextBatchSeq !== undefined) await this.writeNextBatchSeq(args.nextBatchSeq);
@@ -661,7 +721,7 @@ export class LocalStore {
   async replaceBase(doc: CompactDoc, updatedAt: string | null): Promise<void> {
     this.assertOpen();
     try {
-      await this.db.transaction('rw', this.meta, this.log, async () => {
+      await this.rw([this.meta, this.log], async () => {
         await this.writeBase(doc, updatedAt);
       });
     } catch (e) {
@@ -682,7 +742,7 @@ export class LocalStore {
     if (items.length === 0) return;
     const now = new Date().toISOString();
     try {
-      await this.db.transaction('rw', this.outbox, this.quarantine, async () => {
+      await this.rw([this.outbox, this.quarantine], async () => {
         for (const { seq, reason } of items) {
           const record: unknown = await this.outbox.get(seq);
           if (record === undefined) continue;
@@ -726,7 +786,7 @@ export class LocalStore {
   async setNextBatchSeq(next: number): Promise<void> {
     this.assertOpen();
     try {
-      await this.db.transaction('rw', this.meta, () => this.writeNextBatchSeq(next));
+      await this.rw([this.meta], () => this.writeNextBatchSeq(next));
     } catch (e) {
       throw toStorageError('storing the batch sequence', e);
     }
@@ -807,7 +867,7 @@ export class LocalStore {
   ): Promise<void> {
     this.assertOpen();
     try {
-      await this.db.transaction('rw', this.meta, this.outbox, this.log, async () => {
+      await this.rw([this.meta, this.outbox, this.log], async () => {
         if (args.dropUpToSeq !== undefined)
           await this.outbox.where(':id').belowOrEqual(args.dropUpToSeq).delete();
         const entries = validEntries(await this.outbox.toArray());
@@ -883,16 +943,20 @@ export class LocalStore {
     let meta = false;
     let outbox = false;
     let appendedKeys: number[] | undefined = [];
+    const local = this.ownParts.has(parts);
     for (const part of Object.keys(parts)) {
       if (part === 'all') {
+        this.knownGeneration = undefined;
         meta = true;
         outbox = true;
         appendedKeys = undefined;
       } else if (part.startsWith(prefix)) {
         const rest = part.slice(prefix.length);
         const table = rest.split('/', 1)[0];
-        if (table === 'meta') meta = true;
-        else if (table === 'outbox') outbox = true;
+        if (table === 'meta') {
+          meta = true;
+          this.knownGeneration = undefined;
+        } else if (table === 'outbox') outbox = true;
         if (rest === 'outbox/:dels' && isEmptyRange(parts[part])) continue;
         const keys = rest === 'outbox/' ? rangeKeys(parts[part]) : undefined;
         appendedKeys =
@@ -900,6 +964,7 @@ export class LocalStore {
       }
     }
     if (!meta && !outbox) return;
+    if (meta && !local) this.foreignMeta += 1;
     let change: StoreChange = { meta, outbox, ownAppendsOnly: false };
     if (appendedKeys !== undefined && appendedKeys.length > 0) {
       if (appendedKeys.every((k) => this.ownAppends.has(k))) {
@@ -922,14 +987,17 @@ export class LocalStore {
     if (recent === undefined) return undefined;
     const entries: { seq: number; ops: PatchOp[] }[] = [];
     let generation: number | undefined;
+    let assumed = false;
     for (const seq of [...keys].sort((a, b) => a - b)) {
       const commit = recent.get(seq);
       if (commit === undefined || commit.clientId !== this.clientIdValue) return undefined;
       if (generation !== undefined && generation !== commit.generation) return undefined;
       generation = commit.generation;
+      if (!commit.checked) assumed = true;
       entries.push({ seq, ops: commit.ops });
     }
-    return generation === undefined ? undefined : { generation, entries };
+    if (generation === undefined) return undefined;
+    return assumed ? { generation, generationAssumed: true, entries } : { generation, entries };
   }
 
   private async writeBase(doc: CompactDoc, updatedAt: string | null, exactPushUpTo?: number): Promise<void> {
@@ -944,6 +1012,22 @@ export class LocalStore {
     await this.putMeta({ generation, validation: DOC_VALIDATION } satisfies BaseMarkRecord, META_BASE_MARK);
     await this.putMeta({ ...version }, META_BASE_VERSION);
     await this.log.clear();
+  }
+
+  /**
+   * A read-write transaction whose change notification this process recognises as its own (see
+   * {@link foreignMetaChanges}).
+   */
+  private rw<T>(tables: DexieTable[], fn: () => Promise<T>): Promise<T> {
+    return this.db.transaction('rw', tables, async () => {
+      const result = await fn();
+      // Dexie announces this transaction's changes with this very object when it commits; another
+      // tab's changes arrive as a copy (through a BroadcastChannel)
+      const parts = (Dexie.currentTransaction?.idbtrans as { mutatedParts?: unknown } | undefined)
+        ?.mutatedParts;
+      if (typeof parts === 'object' && parts !== null) this.ownParts.add(parts);
+      return result;
+    });
   }
 
   private count(table: 'meta' | 'log' | 'outbox', value: unknown): void {
@@ -998,6 +1082,7 @@ function isEmptyRange(ranges: unknown): boolean {
 interface RecentCommit {
   clientId: string;
   generation: number;
+  checked: boolean;
   ops: PatchOp[];
 }
 
