@@ -20,7 +20,7 @@ import {
   type TableSchema,
 } from '../doc/index.js';
 import { ValidationError } from '../errors.js';
-import { compareSortValues, type Entry, type SortedIndex, sortValue } from './indexes.js';
+import { compareSortValues, type Entry, rank, type SortedIndex, sortValue } from './indexes.js';
 import type { ReadLayer } from './view.js';
 
 /**
@@ -92,20 +92,6 @@ function compareDatetimes(a: string, b: string): number {
   if (x[0] !== y[0]) return x[0] < y[0] ? -1 : 1;
   const width = Math.max(x[1].length, y[1].length);
   return compareStrings(x[1].padEnd(width, '0'), y[1].padEnd(width, '0'));
-}
-
-function rank(v: Json): number {
-  if (v === null) return 0;
-  switch (typeof v) {
-    case 'boolean':
-      return 1;
-    case 'number':
-      return 2;
-    case 'string':
-      return 3;
-    default:
-      return Array.isArray(v) ? 4 : 5;
-  }
 }
 
 /** Total order on JSON values of one field (see the module docs). */

@@ -50,7 +50,8 @@ export function sortValue(v: Json, type: FieldType): Json {
   return type === 'datetime' && typeof v === 'string' ? datetimeKey(v) : v;
 }
 
-function rank(v: Json): number {
+/** The order of JSON kinds in comparisons: null < boolean < number < string < array < object. */
+export function rank(v: Json): number {
   if (v === null) return 0;
   switch (typeof v) {
     case 'boolean':
