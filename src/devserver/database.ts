@@ -108,7 +108,11 @@ interface Subscription {
  */
 function isEngineFailure(error: unknown): boolean {
   if (error instanceof WebAssembly.RuntimeError) return true;
-  return isPostgresError(error) && error.code.startsWith('XX');
+  if (!isPostgresError(error) || !error.code.startsWith('XX')) return false;
+  // raised on purpose by a function (`raise exception using errcode = 'XX000'`): the statement's
+  // error, not the engine's (the connection is still checked like after any other error)
+  const where = (error as { where?: unknown }).where;
+  return !(typeof where === 'string' && /\bat RAISE\b/.test(where));
 }
 
 class PGliteDatabase implements Database {

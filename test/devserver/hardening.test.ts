@@ -545,6 +545,21 @@ describe.each(breakable)('recovery from a fatal engine error on $name', (engine)
     await handle?.close();
   });
 
+  it("an internal error a function raises on purpose is the statement's: the engine is not reopened", async () => {
+    await server.db.exec(`
+      create or replace function public.raises_internal() returns void language plpgsql as $$
+      begin raise exception 'on purpose' using errcode = 'XX000'; end $$;
+      grant execute on function public.raises_internal() to anon;`);
+    const before = warnings.length;
+    const res = await post(server, '/rest/v1/rpc/raises_internal', '{}');
+    expect((res.body as { code: string; message: string }).code).toBe('XX000');
+    expect((res.body as { message: string }).message).toBe('on purpose');
+    expect(warnings.slice(before)).toEqual([]);
+    const a = await signedUp(server);
+    expect((await a.sb.rpc('userdb_init')).error).toBeNull();
+    expect(warnings.slice(before)).toEqual([]);
+  });
+
   it(
     'keeps every committed change, serves and delivers changes again at once, and restarts',
     async () => {
