@@ -138,12 +138,12 @@ class Model {
   readonly deleted = new Set<string>();
   /** Tables dropped in this case: their cells may be gone (table-level last writer wins). */
   readonly dropped = new Set<string>();
-  readonly writes = new Map<string, Map<number, string>>();
+  readonly writes = new Map<string, Map<number, string | null>>();
   readonly inserted = new Map<string, Set<number>>();
 
-  write(dev: number, t: Table, k: string, field: string, value: string): void {
+  write(dev: number, t: Table, k: string, field: string, value: string | null): void {
     const cell = `${t}/${k}/${field}`;
-    const byDevice = this.writes.get(cell) ?? new Map<number, string>();
+    const byDevice = this.writes.get(cell) ?? new Map<number, string | null>();
     byDevice.set(dev, value);
     this.writes.set(cell, byDevice);
   }
@@ -192,10 +192,16 @@ async function runEdit(d: Device, dev: number, e: Edit, effects: ((m: Model) => 
     const value = `d${dev}-w${counter}`;
     if (e.kind === 'insert') {
       if ((await t.get(e.key)) !== undefined) return;
+      // an insert writes every field: those it does not set are null (the `extra` of notes), and a
+      // row inserted remotely meanwhile is replaced whole (docs/sync.md, conflict table)
+      const unset = (schemas[e.table]?.fields ?? [])
+        .map((f) => f.name)
+        .filter((f) => f !== 'id' && f !== 'title' && f !== 'status');
       await t.insert({ id: e.key, title: value, status: value });
       effects.push((m) => {
         m.write(dev, e.table, e.key, 'title', value);
         m.write(dev, e.table, e.key, 'status', value);
+        for (const f of unset) m.write(dev, e.table, e.key, f, null);
         const who = m.inserted.get(`${e.table}/${e.key}`) ?? new Set<number>();
         who.add(dev);
         m.inserted.set(`${e.table}/${e.key}`, who);
