@@ -13,6 +13,7 @@ export {
   type LocalStoreOptions,
   type LogChange,
   type OutboxTail,
+  type PickEntries,
   type StoreChange,
   type StoreSnapshot,
   type StoreWriteStats,

@@ -132,7 +132,21 @@ export interface OutboxTail {
    * `undefined` when the log does not cover them (a whole base was stored, or they were compacted).
    */
   log?: LogRecord[] | undefined;
+  /**
+   * With `pick`: the outbox entries it asked for, read in the same transaction, by seq (`null`: not
+   * in the outbox, or unreadable).
+   */
+  picked?: Map<number, PatchOp[] | null> | undefined;
 }
+
+/**
+ * Chooses outbox entries to read along with a tail (see {@link LocalStore.readSince}): called with the
+ * log records and the entries read so far, returns the seqs to read next (none: done).
+ */
+export type PickEntries = (
+  log: readonly LogRecord[],
+  picked: ReadonlyMap<number, PatchOp[] | null>,
+) => readonly number[];
 
 interface MetaValue {
   [key: string]: unknown;
@@ -372,9 +386,11 @@ export class LocalStore {
 
   /**
    * The outbox entries with a seq above `seq` and the current base generation, read in one
-   * transaction; `undefined` when one of them fails validation (then call {@link load}).
+   * transaction; `undefined` when one of them fails validation (then call {@link load}). With
+   * `fromGeneration`, also the log records after it; with `pick` as well, the outbox entries `pick`
+   * asks for once it has seen them (any seq, read by key: O(entries picked)).
    */
-  async readSince(seq: number, fromGeneration?: number): Promise<OutboxTail | undefined> {
+  async readSince(seq: number, fromGeneration?: number, pick?: PickEntries): Promise<OutboxTail | undefined> {
     this.assertOpen();
     try {
       return await this.db.transaction('r', this.meta, this.outbox, this.log, async () => {
@@ -402,6 +418,19 @@ export class LocalStore {
           tail.log = covers ? log : undefined;
         } else if (fromGeneration !== undefined) {
           tail.log = [];
+        }
+        if (pick !== undefined && tail.log !== undefined && tail.log.length > 0) {
+          const picked = new Map<number, PatchOp[] | null>();
+          for (let want = pick(tail.log, picked); want.length > 0; want = pick(tail.log, picked)) {
+            const fresh = want.filter((s) => !picked.has(s));
+            if (fresh.length === 0) break;
+            const got: unknown[] = await this.outbox.bulkGet(fresh);
+            for (const [i, s] of fresh.entries()) {
+              const parsed = outboxEntrySchema.safeParse(got[i]);
+              picked.set(s, parsed.success && parsed.data.seq === s ? parsed.data.ops : null);
+            }
+          }
+          tail.picked = picked;
         }
         return tail;
       });
