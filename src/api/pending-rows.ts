@@ -188,6 +188,8 @@ export class PendingRows {
   ): void {
     if (this.#entries.has(seq)) return;
     const entry: PendingEntry = { ops, rows: [], blocks: [], opaque: false };
+    const rows = new Set<string>();
+    const blocks = new Set<string>();
     for (const op of ops) {
       const c = classify(op, schemaOf);
       if (c === null) {
@@ -195,10 +197,12 @@ export class PendingRows {
         continue;
       }
       if (c.row === undefined) {
-        if (!entry.blocks.includes(c.table)) entry.blocks.push(c.table);
+        if (!blocks.has(c.table)) entry.blocks.push(c.table);
+        blocks.add(c.table);
         continue;
       }
-      if (entry.rows.includes(c.row)) continue;
+      if (rows.has(c.row)) continue;
+      rows.add(c.row);
       entry.rows.push(c.row);
       let r = this.#rows.get(c.row);
       if (r === undefined) {
@@ -279,7 +283,20 @@ export class PendingRows {
       const { rows } = replayRows(replayable, patches, schemaOf);
       for (const r of replayable) r.pre = rows.get(r.id);
     }
-    for (const [seq, e] of acked) this.#drop(seq, e);
+    // the acknowledged seqs are the smallest of each row's: one pass per row
+    for (const id of touched) {
+      const r = this.#rows.get(id);
+      if (r === undefined) continue;
+      let n = 0;
+      while (n < r.seqs.length && (r.seqs[n] as number) <= upTo) n++;
+      r.seqs = r.seqs.slice(n);
+      if (r.seqs.length === 0) this.#forget(r);
+    }
+    for (const [seq, e] of acked) {
+      for (const t of e.blocks) this.#unblock(t);
+      if (e.opaque) this.#opaque -= 1;
+      this.#entries.delete(seq);
+    }
     this.#untaint();
   }
 
@@ -296,20 +313,26 @@ export class PendingRows {
       return true;
     }
     const next: PendingEntry = { ops, rows: [], blocks: [], opaque: false };
+    const oldRows = new Set(old.rows);
+    const oldBlocks = new Set(old.blocks);
+    const rows = new Set<string>();
+    const blocks = new Set<string>();
     for (const op of ops) {
       const c = classify(op, schemaOf);
       if (c === null) return false;
       if (c.row === undefined) {
-        if (!old.blocks.includes(c.table)) return false;
-        if (!next.blocks.includes(c.table)) next.blocks.push(c.table);
-      } else if (!next.rows.includes(c.row)) {
-        if (!old.rows.includes(c.row)) return false;
+        if (!oldBlocks.has(c.table)) return false;
+        if (!blocks.has(c.table)) next.blocks.push(c.table);
+        blocks.add(c.table);
+      } else if (!rows.has(c.row)) {
+        if (!oldRows.has(c.row)) return false;
+        rows.add(c.row);
         next.rows.push(c.row);
       }
     }
     // rows and tables the rewritten entry no longer touches
-    for (const id of old.rows) if (!next.rows.includes(id)) this.#unlink(id, seq);
-    for (const t of old.blocks) if (!next.blocks.includes(t)) this.#unblock(t);
+    for (const id of old.rows) if (!rows.has(id)) this.#unlink(id, seq);
+    for (const t of old.blocks) if (!blocks.has(t)) this.#unblock(t);
     if (old.opaque) this.#opaque -= 1;
     this.#entries.set(seq, next);
     this.#untaint();
@@ -332,8 +355,11 @@ export class PendingRows {
     const r = this.#rows.get(id);
     if (r === undefined) return;
     r.seqs = r.seqs.filter((s) => s !== seq);
-    if (r.seqs.length > 0) return;
-    this.#rows.delete(id);
+    if (r.seqs.length === 0) this.#forget(r);
+  }
+
+  #forget(r: TrackedRow): void {
+    this.#rows.delete(r.id);
     const n = (this.#counts.get(r.table) ?? 1) - 1;
     if (n <= 0) this.#counts.delete(r.table);
     else this.#counts.set(r.table, n);
