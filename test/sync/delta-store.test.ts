@@ -76,7 +76,7 @@ const sorted = (doc: CompactDoc) => ({
 
 function written(store: LocalStore) {
   const s = store.writeStats;
-  return { meta: s.meta, log: s.log, outbox: s.outbox, baseWrites: s.baseWrites };
+  return { meta: s.meta, log: s.log, outbox: s.outbox, own: s.own, baseWrites: s.baseWrites };
 }
 
 describe('delta sync on the local store', () => {
@@ -92,7 +92,9 @@ describe('delta sync on the local store', () => {
     await t.update('p_5', { title: 'Mine' });
     await d.db.flush();
     const push = written(d.store);
-    const pushBytes = push.meta + push.log - beforePush.meta - beforePush.log;
+    // the push's log record and token, and the cell it remembers for overridden reports
+    const pushBytes = push.meta + push.log + push.own - beforePush.meta - beforePush.log - beforePush.own;
+    expect(push.own).toBeGreaterThan(beforePush.own);
     expect(push.baseWrites).toBe(beforePush.baseWrites);
     expect(pushBytes).toBeGreaterThan(0);
     expect(pushBytes).toBeLessThan(4096);
@@ -101,7 +103,7 @@ describe('delta sync on the local store', () => {
     server.writeOps(ops);
     await eventually(async () => (await t.get('p_7'))?.title === 'Theirs');
     const pull = written(d.store);
-    const pullBytes = pull.meta + pull.log - push.meta - push.log;
+    const pullBytes = pull.meta + pull.log + pull.own - push.meta - push.log - push.own;
     expect(pull.baseWrites).toBe(push.baseWrites);
     expect(pullBytes).toBeGreaterThan(0);
     expect(pullBytes).toBeLessThan(4096);
