@@ -37,6 +37,7 @@ import {
   parseCompactDoc,
   parseTableSchema,
   type RebaseConflict,
+  type Row,
   sameSchema,
   type TableSchema,
   textIssue,
@@ -67,6 +68,7 @@ import {
   LocalStore,
   type LogRecord,
   type OutboxEntry,
+  type PickEntries,
   type StoreChange,
 } from '../store/index.js';
 import {
@@ -80,6 +82,18 @@ import {
 } from '../sync/index.js';
 import { checkDeclaredRow } from './codec.js';
 import { checkRepairOps, checkStorable, type HeldEntry, heldEntriesOf } from './held.js';
+import {
+  applyToPre,
+  type OpTarget,
+  outside,
+  PendingRows,
+  replayRows,
+  restrict,
+  rowId,
+  sameOps,
+  type TrackedRow,
+  targetOf,
+} from './pending-rows.js';
 
 /** The status of a database without sync. */
 const LOCAL_ONLY_STATUS: SyncStatus = Object.freeze({
@@ -186,6 +200,17 @@ export interface RebuildResult {
   conflicts: RebaseConflict[];
 }
 
+/**
+ * @internal How the view changed in one step: `incremental` (applied from the log and the outbox
+ * without reading the base) or `rebuild` (base + outbox replayed), with the row changes it emitted
+ * to the live queries and the conflicts of the tolerant replay it ran (rows it replayed only).
+ */
+export interface ViewUpdate {
+  path: 'incremental' | 'rebuild';
+  rows: ChangeSet;
+  conflicts: RebaseConflict[];
+}
+
 interface TxState {
   readonly overlay: Overlay;
   readonly ops: PatchOp[];
@@ -226,6 +251,12 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   private readonly view = new View();
   private generation = -1;
   private appliedSeq = 0;
+  /** The rows the view's pending entries touch, with their confirmed values (see PendingRows). */
+  private readonly pending = new PendingRows();
+  private readonly schemaOf = (table: string): TableSchema | undefined => this.view.schemaOf(table);
+  /** `rebuild`: every new base rebuilds the view (a reference for tests). */
+  private viewMode: 'incremental' | 'rebuild' = 'incremental';
+  private readonly viewListeners = new Set<(update: ViewUpdate) => void>();
   /**
    * Set while the view holds outbox rows whose base generation was assumed, not read with them (see
    * `AppendResult.generationChecked`): the store's count of foreign `meta` changes just before the
@@ -763,6 +794,28 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     return this.store;
   }
 
+  /** @internal Calls `listener` with every change of the view (see {@link ViewUpdate}). */
+  onViewUpdate(listener: (update: ViewUpdate) => void): () => void {
+    this.viewListeners.add(listener);
+    return () => {
+      this.viewListeners.delete(listener);
+    };
+  }
+
+  /** @internal `rebuild`: every new base rebuilds the view from base + outbox (a reference for tests). */
+  setViewMode(mode: 'incremental' | 'rebuild'): void {
+    this.viewMode = mode;
+  }
+
+  /** @internal The number of rows pending entries touch, as the view tracks them. */
+  get trackedRows(): number {
+    return this.pending.size;
+  }
+
+  private emitViewUpdate(path: ViewUpdate['path'], rows: ChangeSet, conflicts: RebaseConflict[]): void {
+    for (const listener of [...this.viewListeners]) listener({ path, rows, conflicts });
+  }
+
   /**
    * @internal view := base + replayed outbox, read from the store; notifies the live queries of the
    * tables that changed. Serialized with writes.
@@ -892,6 +945,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     const changed = new Set<string>();
     const rows = new ChangeSet();
     try {
+      this.trackEntry(result.seq, tx.ops);
       this.view.apply(tx.ops, changed, rows);
     } catch {
       await this.reloadAndReport(changed);
@@ -901,6 +955,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     // a generation read with this row proves the earlier rows were appended on it too (it only grows)
     if (result.generationChecked) this.unverifiedSince = undefined;
     this.live.notify(rows);
+    this.emitViewUpdate('incremental', rows, []);
   }
 
   private onStoreChange(change: StoreChange): void {
@@ -932,6 +987,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     const rows = new ChangeSet();
     for (const entry of commits.entries) {
       try {
+        this.trackEntry(entry.seq, entry.ops);
         this.view.apply(entry.ops, changed, rows);
       } catch {
         // does not apply strictly: rebuild from the store (tolerant replay)
@@ -944,6 +1000,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     // with this one's: any later change of the generation rebuilds the view (-1 matches no count)
     if (commits.generationAssumed === true) this.unverifiedSince = -1;
     this.live.notify(rows);
+    this.emitViewUpdate('incremental', rows, []);
     return true;
   }
 
@@ -960,7 +1017,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
    * the view lacks. Anything else (a whole new base, a rebased outbox) rebuilds. Holds the lock.
    */
   private async catchUpLocked(): Promise<void> {
-    const tail = await this.store.readSince(this.appliedSeq, this.generation);
+    const tail = await this.store.readSince(this.appliedSeq, this.generation, this.pickEntries);
     if (tail === undefined) {
       await this.reloadAndReport();
       return;
@@ -982,9 +1039,11 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     // were appended on it: it only grows), or every change since came from this process, which the
     // store saw at once: rows appended after such a change had their generation read.
     this.unverifiedSince = undefined;
+    const conflicts: RebaseConflict[] = [];
     if (tail.generation !== this.generation) {
       const from = tail.pushedFrom;
-      const viaLog = tail.log !== undefined ? this.applyLog(tail.log, changed, rows) : 'no';
+      const viaLog =
+        tail.log !== undefined ? this.applyLog(tail.log, changed, rows, tail.picked, conflicts) : 'no';
       if (viaLog === 'failed') {
         await this.reloadAndReport(changed);
         return;
@@ -996,11 +1055,14 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
         await this.reloadAndReport(changed);
         return;
       }
+      // an exact push the view had applied: its entries are now part of the base
+      if (viaLog === 'no' && from !== undefined) this.pending.ack(from.upToSeq, this.schemaOf);
       // The view is the new base + the outbox entries it has.
       this.generation = tail.generation;
     }
     for (const entry of tail.entries) {
       try {
+        this.trackEntry(entry.seq, entry.ops);
         this.view.apply(entry.ops, changed, rows);
       } catch {
         await this.reloadAndReport(changed);
@@ -1009,31 +1071,219 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       this.appliedSeq = entry.seq;
     }
     if (changed.size > 0) this.live.notify(rows);
+    if (changed.size > 0 || conflicts.length > 0) this.emitViewUpdate('incremental', rows, conflicts);
+  }
+
+  /** Records an outbox entry the view is about to apply (its rows' confirmed values are the view's). */
+  private trackEntry(seq: number, ops: PatchOp[]): void {
+    this.pending.add(seq, ops, (table, key) => this.view.getRow(table, key), this.schemaOf);
   }
 
   /**
-   * Applies the base's logged changes to the view, when the view is exactly the base of its
-   * generation plus outbox rows those changes acknowledged, or plus rows those changes commute with. `'no'` when they cannot be applied
-   * that way (nothing was changed), `'failed'` when the view was changed partly (rebuild).
+   * The outbox entries a catch-up needs besides the new ones (read with the log, in its
+   * transaction): those touching the rows with pending entries that the log's changes touch, and
+   * the rows of those of them the store no longer has (rewritten away, or held), transitively.
    */
-  private applyLog(log: readonly LogRecord[], changed: Set<string>, rows: ChangeSet): 'ok' | 'no' | 'failed' {
-    let touched = false;
+  private readonly pickEntries: PickEntries = (log, picked) => {
+    if (this.viewMode !== 'incremental') return [];
+    let acked = 0;
+    const rows = new Set<string>();
     for (const record of log) {
-      if (record.exact && record.acked !== null && this.appliedSeq >= record.acked) continue;
-      if (
-        record.keyed === null ||
-        (record.pending !== 0 && record.pending <= this.appliedSeq && record.commutes !== true)
-      ) {
-        return touched ? 'failed' : 'no';
+      if (record.exact && record.acked !== null) {
+        acked = Math.max(acked, record.acked);
+        continue;
       }
-      try {
-        touched = true;
-        this.view.apply(record.keyed, changed, rows);
-      } catch {
-        return 'failed';
+      for (const op of record.keyed ?? []) {
+        const t = targetOf(op);
+        const r = t?.key === undefined ? undefined : this.pending.row(t.table, t.key);
+        if (r !== undefined) rows.add(r.id);
       }
     }
-    return 'ok';
+    return this.closure(rows, picked, acked).want;
+  };
+
+  /**
+   * `rows` and, transitively, the tracked rows of pending entries the store no longer has (`null`
+   * in `picked`); `want`: the entries of those rows not read yet (seqs up to `skipUpTo` left out).
+   */
+  private closure(
+    rows: Set<string>,
+    picked: ReadonlyMap<number, PatchOp[] | null>,
+    skipUpTo: number,
+  ): { rows: Set<string>; want: number[] } {
+    const want = new Set<number>();
+    const queue = [...rows];
+    for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
+      for (const seq of this.pending.rowById(id)?.seqs ?? []) {
+        if (seq <= skipUpTo) continue;
+        const stored = picked.get(seq);
+        if (stored === undefined) want.add(seq);
+        else if (stored === null) {
+          for (const other of this.pending.entry(seq)?.rows ?? []) {
+            if (rows.has(other) || this.pending.rowById(other) === undefined) continue;
+            rows.add(other);
+            queue.push(other);
+          }
+        }
+      }
+    }
+    return { rows, want: [...want] };
+  }
+
+  /**
+   * Applies the base's logged changes to the view, which shows the base of its generation plus
+   * the pending outbox entries it applied (tracked by `pending`). An own exact push the view had
+   * applied changes nothing but the confirmed values of its rows. A change's op on a row no pending
+   * entry touches is applied to the view as it is; on a row pending entries touch, it is applied to
+   * the row's confirmed value, and at the end those rows' entries, as the store holds them now
+   * (rebased on these changes; read in `picked`), are replayed on them. O(changes + entries of the
+   * rows they touch). `'no'` when the log cannot be applied that way (a whole document, an own
+   * change after foreign ones, a table-level op on a table with pending entries, a row op on a
+   * table they change as a whole) and the view was not changed; `'failed'` when it was (rebuild).
+   */
+  private applyLog(
+    log: readonly LogRecord[],
+    changed: Set<string>,
+    rows: ChangeSet,
+    picked: ReadonlyMap<number, PatchOp[] | null> | undefined,
+    conflicts: RebaseConflict[],
+  ): 'ok' | 'no' | 'failed' {
+    if (this.viewMode !== 'incremental') return 'no';
+    const p = this.pending;
+    let touched = false;
+    const dirty = new Set<string>();
+    // rows no pending entry touches, changed off the view and written once at the end (so a row
+    // changed back to what it was keeps its identity, and each row is one change for live queries)
+    const direct = new Map<string, TrackedRow>();
+    const flush = (table?: string): boolean => {
+      for (const [id, r] of direct) {
+        if (table !== undefined && r.table !== table) continue;
+        direct.delete(id);
+        if (!this.writeRow(r.table, r.key, r.pre, changed, rows)) return false;
+      }
+      return true;
+    };
+    for (const record of log) {
+      if (record.exact && record.acked !== null && this.appliedSeq >= record.acked) {
+        // entries rebased since they were read: their acknowledged form is unknown here
+        if (p.acksTouch(record.acked, dirty)) return 'failed';
+        p.ack(record.acked, this.schemaOf);
+        continue;
+      }
+      if (record.keyed === null) return touched || dirty.size > 0 ? 'failed' : 'no';
+      for (const op of record.keyed) {
+        const t = targetOf(op);
+        if (t === null || (t.key === undefined ? p.touchesTable(t.table) : p.blocked(t.table))) {
+          return touched || dirty.size > 0 ? 'failed' : 'no';
+        }
+      }
+      for (const op of record.keyed) {
+        const t = targetOf(op) as OpTarget;
+        touched = true;
+        try {
+          if (t.key === undefined) {
+            // a table as a whole (no pending entry touches it): after the rows changed before
+            if (!flush(t.table)) return 'failed';
+            this.view.apply([op], changed, rows);
+            continue;
+          }
+          const schema = this.view.schemaOf(t.table);
+          if (schema === undefined) return 'failed';
+          const id = rowId(t.table, t.key);
+          const r = p.rowById(id);
+          if (r !== undefined) {
+            applyToPre(r, op, schema);
+            dirty.add(id);
+            continue;
+          }
+          let w = direct.get(id);
+          if (w === undefined) {
+            w = { id, table: t.table, key: t.key, pre: this.view.getRow(t.table, t.key), seqs: [] };
+            direct.set(id, w);
+          }
+          applyToPre(w, op, schema);
+        } catch {
+          return 'failed';
+        }
+      }
+    }
+    if (!flush()) return 'failed';
+    if (dirty.size === 0) return 'ok';
+    return this.replayDirty(dirty, picked, changed, rows, conflicts) ? 'ok' : 'failed';
+  }
+
+  /** Sets a row of the view to `next` (`undefined`: absent) unless it already holds that value. */
+  private writeRow(
+    table: string,
+    key: string,
+    next: Row | undefined,
+    changed: Set<string>,
+    rows: ChangeSet,
+  ): boolean {
+    const current = this.view.getRow(table, key);
+    const path = keyedPath.row(table, key);
+    let op: PatchOp;
+    if (next === undefined) {
+      if (current === undefined) return true;
+      op = { op: 'remove', path };
+    } else if (current === undefined) op = { op: 'add', path, value: next };
+    else if (current === next || jsonEqual(current, next)) return true;
+    else op = { op: 'replace', path, value: next };
+    try {
+      this.view.apply([op], changed, rows);
+    } catch {
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Replays, on the confirmed values of `dirty` rows (and of rows that entries the store no longer
+   * has touched), their pending entries as the store holds them, and writes the results to the view.
+   * False when the store's entries do not match what the view knows of them (then rebuild).
+   */
+  private replayDirty(
+    dirty: Set<string>,
+    picked: ReadonlyMap<number, PatchOp[] | null> | undefined,
+    changed: Set<string>,
+    rows: ChangeSet,
+    conflicts: RebaseConflict[],
+  ): boolean {
+    if (picked === undefined) return false;
+    const p = this.pending;
+    const { rows: ids, want } = this.closure(new Set(dirty), picked, 0);
+    if (want.length > 0) return false;
+    const tracked = [...ids].map((id) => p.rowById(id));
+    const seqSet = new Set<number>();
+    for (const r of tracked) {
+      if (r === undefined || p.blocked(r.table)) return false;
+      for (const seq of r.seqs) seqSet.add(seq);
+    }
+    const seqs = [...seqSet].sort((a, b) => a - b);
+    for (const seq of seqs) {
+      // a rebase rewrites an entry only where the changes touched it
+      const stored = picked.get(seq);
+      const known = p.entry(seq);
+      if (stored === undefined || known === undefined) return false;
+      if (stored !== null && !sameOps(outside(stored, ids), outside(known.ops, ids))) return false;
+    }
+    const list = tracked as NonNullable<(typeof tracked)[number]>[];
+    let result: ReturnType<typeof replayRows>;
+    try {
+      result = replayRows(
+        list,
+        seqs.map((seq) => restrict(picked.get(seq) ?? [], ids)),
+        this.schemaOf,
+      );
+    } catch {
+      return false;
+    }
+    for (const seq of seqs) if (!p.refresh(seq, picked.get(seq) ?? null, this.schemaOf)) return false;
+    for (const r of list) {
+      if (!this.writeRow(r.table, r.key, result.rows.get(r.id), changed, rows)) return false;
+    }
+    conflicts.push(...result.conflicts);
+    return true;
   }
 
   private async reloadAndReport(alsoChanged?: ReadonlySet<string>): Promise<void> {
@@ -1050,7 +1300,8 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   ): Promise<{ changed: Set<string>; conflicts: RebaseConflict[]; problems: UserDbError[] }> {
     const snapshot = await this.store.load();
     const problems: UserDbError[] = [...snapshot.problems];
-    const { view, conflicts, bad } = replay(toKeyed(snapshot.base.doc), snapshot.entries);
+    const keyedBase = toKeyed(snapshot.base.doc);
+    const { view, conflicts, bad } = replay(keyedBase, snapshot.entries);
     if (bad.length > 0) {
       await this.store.quarantineEntries(bad);
       for (const b of bad) {
@@ -1070,9 +1321,16 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     }
     this.generation = snapshot.base.generation;
     this.unverifiedSince = undefined;
+    const badSeqs = new Set(bad.map((b) => b.seq));
+    this.pending.reset(
+      keyedBase,
+      snapshot.entries.filter((e) => !badSeqs.has(e.seq)),
+      this.schemaOf,
+    );
     const last = snapshot.entries.at(-1);
     if (last !== undefined) this.appliedSeq = Math.max(this.appliedSeq, last.seq);
     this.live.notify(rows);
+    this.emitViewUpdate('rebuild', rows, conflicts);
     return { changed, conflicts, problems };
   }
 

@@ -105,8 +105,11 @@ function applyOp(layer: WriteLayer, op: PatchOp): string | undefined {
   return table;
 }
 
-/** The key a written row gets in `schema` (values that do not fit their type count as null), if any. */
-function currentKey(schema: TableSchema, table: string, value: Json): string | undefined {
+/**
+ * The key a written row gets in `schema` when a rebase files it (values that do not fit their type
+ * count as null), if any.
+ */
+export function currentKey(schema: TableSchema, table: string, value: Json): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const row: Row = {};
   for (const f of schema.fields) {

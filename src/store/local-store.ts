@@ -9,6 +9,9 @@
  *   the stored base. The current base is `base` + `log`, in generation order.
  * - `outbox` (`++seq`): one {@link OutboxEntry} per committed write or transaction, append-only.
  * - `quarantine` (`++id`): records that failed validation when read back ({@link QuarantineRecord}).
+ * - `own` (key `cell`, index `seq`, version 3): cell values this device wrote and the server
+ *   acknowledged ({@link OwnWriteRecord}), written with the push that wrote them, bounded, read and
+ *   forgotten with the foreign change that declares it overrode them (`overridden` reports).
  *
  * A write appends one outbox row. A push or a delta pull appends its changes to `log` in the
  * transaction that deletes the acknowledged outbox rows (O(change)); a whole document received
@@ -16,8 +19,8 @@
  * `base` in the background. This is the only module of userdb that imports Dexie.
  */
 import { Dexie, type Table as DexieTable, RangeSet } from 'dexie';
-import type { CompactDoc, PatchOp } from '../doc/index.js';
-import { applyCompact, parseCompactDoc } from '../doc/index.js';
+import type { CompactDoc, Json, PatchOp } from '../doc/index.js';
+import { applyCompact, jsonEqual, parseCompactDoc } from '../doc/index.js';
 import { StorageError } from '../errors.js';
 import { toStorageError } from './errors.js';
 import {
@@ -33,12 +36,15 @@ import {
   EMPTY_DOC,
   type LogRecord,
   logRecordSchema,
+  MAX_OWN_WRITES,
   META_BASE,
   META_BASE_MARK,
   META_BASE_VERSION,
   META_CLIENT,
   type OutboxEntry,
+  type OwnWriteRecord,
   outboxEntrySchema,
+  ownWriteRecordSchema,
   type QuarantineRecord,
 } from './records.js';
 
@@ -47,6 +53,8 @@ export interface LocalStoreOptions {
   userId: string;
   indexedDB?: IDBFactory | undefined;
   IDBKeyRange?: typeof IDBKeyRange | undefined;
+  /** Own cell writes remembered for `overridden` reports (default {@link MAX_OWN_WRITES}). */
+  maxOwnWrites?: number | undefined;
 }
 
 /** What the store wrote to IndexedDB so far (UTF-8 JSON bytes of the records put), per table. */
@@ -54,12 +62,34 @@ export interface StoreWriteStats {
   meta: number;
   log: number;
   outbox: number;
+  /** Own cell writes remembered (see {@link OwnWriteChanges}). */
+  own: number;
   /** Times the whole base document was written. */
   baseWrites: number;
 }
 
 /** A change to append to the log (see {@link LocalStore.appendLog}). */
 export type LogChange = Omit<LogRecord, 'generation' | 'pending'>;
+
+/**
+ * The bookkeeping of this device's acknowledged cell writes that goes with a log append, in its
+ * transaction (see {@link OwnWriteRecord}). Cells are ids as in `OwnWriteRecord.cell`.
+ */
+export interface OwnWriteChanges {
+  /** Cells an own push wrote, with their values: remembered under `seq`. */
+  writes?: readonly { cell: string; value: Json }[] | undefined;
+  seq?: number | undefined;
+  /**
+   * Foreign `test` ops that a foreign change's write followed: a cell whose remembered value equals
+   * `expected` is returned as overridden and forgotten (so it is reported once).
+   */
+  checks?: readonly { cell: string; expected: Json }[] | undefined;
+  /**
+   * Cells foreign changes overwrote, forgotten: ids, prefixes ending with `/` (a row's or a table's
+   * cells), or `''` (all).
+   */
+  overwritten?: readonly string[] | undefined;
+}
 
 /** What {@link LocalStore.load} found: the base, the pending outbox, and the records it quarantined. */
 export interface StoreSnapshot {
@@ -132,7 +162,21 @@ export interface OutboxTail {
    * `undefined` when the log does not cover them (a whole base was stored, or they were compacted).
    */
   log?: LogRecord[] | undefined;
+  /**
+   * With `pick`: the outbox entries it asked for, read in the same transaction, by seq (`null`: not
+   * in the outbox, or unreadable).
+   */
+  picked?: Map<number, PatchOp[] | null> | undefined;
 }
+
+/**
+ * Chooses outbox entries to read along with a tail (see {@link LocalStore.readSince}): called with the
+ * log records and the entries read so far, returns the seqs to read next (none: done).
+ */
+export type PickEntries = (
+  log: readonly LogRecord[],
+  picked: ReadonlyMap<number, PatchOp[] | null>,
+) => readonly number[];
 
 interface MetaValue {
   [key: string]: unknown;
@@ -142,6 +186,7 @@ type Meta = DexieTable<MetaValue, string>;
 type Outbox = DexieTable<OutboxEntry, number, Omit<OutboxEntry, 'seq'>>;
 type Quarantine = DexieTable<QuarantineRecord, number>;
 type Log = DexieTable<LogRecord, number>;
+type Own = DexieTable<OwnWriteRecord, string>;
 
 /** The IndexedDB database name of a user's local data. */
 export function databaseName(userId: string): string {
@@ -157,6 +202,14 @@ function createDexie(options: LocalStoreOptions): Dexie {
   db.version(1).stores({ meta: '', outbox: '++seq', quarantine: '++id' });
   // version 2: the log of acknowledged changes after the base (no data migration: an empty log)
   db.version(2).stores({ meta: '', outbox: '++seq', quarantine: '++id', log: 'generation' });
+  // version 3: own acknowledged cell writes, for `overridden` reports across reloads (none at first)
+  db.version(3).stores({
+    meta: '',
+    outbox: '++seq',
+    quarantine: '++id',
+    log: 'generation',
+    own: 'cell, seq',
+  });
   return db;
 }
 
@@ -199,8 +252,10 @@ export class LocalStore {
   private readonly outbox: Outbox;
   private readonly quarantine: Quarantine;
   private readonly log: Log;
+  private readonly own: Own;
+  private readonly maxOwnWrites: number;
   /** Bytes written to IndexedDB by this instance (for tests and benchmarks). */
-  readonly writeStats: StoreWriteStats = { meta: 0, log: 0, outbox: 0, baseWrites: 0 };
+  readonly writeStats: StoreWriteStats = { meta: 0, log: 0, outbox: 0, own: 0, baseWrites: 0 };
   private readonly listeners = new Set<(change: StoreChange) => void>();
   private clientIdValue = '';
   /** Seqs this instance appended whose change notification has not been seen yet. */
@@ -220,7 +275,7 @@ export class LocalStore {
   private readonly ownParts = new WeakSet<object>();
   private closed = false;
 
-  private constructor(db: Dexie, userId: string) {
+  private constructor(db: Dexie, userId: string, maxOwnWrites: number) {
     this.db = db;
     this.userId = userId;
     this.name = db.name;
@@ -228,6 +283,8 @@ export class LocalStore {
     this.outbox = db.table('outbox');
     this.quarantine = db.table('quarantine');
     this.log = db.table('log');
+    this.own = db.table('own');
+    this.maxOwnWrites = maxOwnWrites;
   }
 
   /**
@@ -247,7 +304,7 @@ export class LocalStore {
       db.close();
       throw toStorageError(`opening the local database "${db.name}"`, e);
     }
-    const store = new LocalStore(db, options.userId);
+    const store = new LocalStore(db, options.userId, Math.max(0, options.maxOwnWrites ?? MAX_OWN_WRITES));
     Dexie.on('storagemutated', store.onStorageMutated);
     return store;
   }
@@ -372,9 +429,11 @@ export class LocalStore {
 
   /**
    * The outbox entries with a seq above `seq` and the current base generation, read in one
-   * transaction; `undefined` when one of them fails validation (then call {@link load}).
+   * transaction; `undefined` when one of them fails validation (then call {@link load}). With
+   * `fromGeneration`, also the log records after it; with `pick` as well, the outbox entries `pick`
+   * asks for once it has seen them (any seq, read by key: O(entries picked)).
    */
-  async readSince(seq: number, fromGeneration?: number): Promise<OutboxTail | undefined> {
+  async readSince(seq: number, fromGeneration?: number, pick?: PickEntries): Promise<OutboxTail | undefined> {
     this.assertOpen();
     try {
       return await this.db.transaction('r', this.meta, this.outbox, this.log, async () => {
@@ -402,6 +461,19 @@ export class LocalStore {
           tail.log = covers ? log : undefined;
         } else if (fromGeneration !== undefined) {
           tail.log = [];
+        }
+        if (pick !== undefined && tail.log !== undefined && tail.log.length > 0) {
+          const picked = new Map<number, PatchOp[] | null>();
+          for (let want = pick(tail.log, picked); want.length > 0; want = pick(tail.log, picked)) {
+            const fresh = want.filter((s) => !picked.has(s));
+            if (fresh.length === 0) break;
+            const got: unknown[] = await this.outbox.bulkGet(fresh);
+            for (const [i, s] of fresh.entries()) {
+              const parsed = outboxEntrySchema.safeParse(got[i]);
+              picked.set(s, parsed.success && parsed.data.seq === s ? parsed.data.ops : null);
+            }
+          }
+          tail.picked = picked;
         }
         return tail;
       });
@@ -651,6 +723,8 @@ export class LocalStore {
    * `seq <= dropUpToSeq` (and `<= acked` of own changes), appends `changes` to the log (each a new
    * base generation), rewrites the remaining outbox entries through `rewrite` (synchronous; an
    * entry rewritten to no ops is deleted), and stores the new token and `nextBatchSeq` if given.
+   * With `own`, also the bookkeeping of own cell writes ({@link OwnWriteChanges}); resolves with
+   * the cells found overridden (each once: they are forgotten in the same transaction).
    * The stored base document is not rewritten: what this writes follows the size of the changes.
    *
    * @example
@@ -663,12 +737,13 @@ export class LocalStore {
       changes: readonly LogChange[];
       dropUpToSeq?: number | undefined;
       nextBatchSeq?: number | undefined;
+      own?: OwnWriteChanges | undefined;
     },
     rewrite?: (entries: OutboxEntry[]) => { seq: number; ops: PatchOp[] }[],
-  ): Promise<void> {
+  ): Promise<{ overridden: string[] }> {
     this.assertOpen();
     try {
-      await this.rw([this.meta, this.outbox, this.log], async () => {
+      return await this.rw([this.meta, this.outbox, this.log, this.own], async () => {
         let generation = generationOf(await this.meta.get(META_BASE_VERSION));
         let updatedAt: string | null = null;
         let dropped = 0;
@@ -709,9 +784,69 @@ export class LocalStore {
           await this.putMeta({ generation, updatedAt } satisfies BaseVersionRecord, META_BASE_VERSION);
         }
         if (args.nextBatchSeq !== undefined) await this.writeNextBatchSeq(args.nextBatchSeq);
+        return { overridden: args.own === undefined ? [] : await this.updateOwnWrites(args.own) };
       });
     } catch (e) {
       throw toStorageError('storing the acknowledged changes', e);
+    }
+  }
+
+  /** Inside a transaction on `own`: see {@link OwnWriteChanges}. O(cells named) + pruning. */
+  private async updateOwnWrites(own: OwnWriteChanges): Promise<string[]> {
+    const overridden: string[] = [];
+    const checks = own.checks ?? [];
+    if (checks.length > 0) {
+      const found: unknown[] = await this.own.bulkGet(checks.map((c) => c.cell));
+      for (const [i, c] of checks.entries()) {
+        const parsed = ownWriteRecordSchema.safeParse(found[i]);
+        if (!parsed.success || !jsonEqual(parsed.data.value, c.expected)) continue;
+        if (!overridden.includes(c.cell)) overridden.push(c.cell);
+      }
+      if (overridden.length > 0) await this.own.bulkDelete(overridden);
+    }
+    for (const cell of own.overwritten ?? []) {
+      if (cell === '') await this.own.clear();
+      else if (cell.endsWith('/')) await this.own.where('cell').startsWith(cell).delete();
+      else await this.own.delete(cell);
+    }
+    const writes = own.writes ?? [];
+    if (writes.length > 0) {
+      const seq = own.seq ?? 0;
+      const records = writes.map((w) => ({ cell: w.cell, value: w.value, seq }));
+      this.count('own', records);
+      await this.own.bulkPut(records);
+      const n = await this.own.count();
+      if (n > this.maxOwnWrites) {
+        const oldest = await this.own
+          .orderBy('seq')
+          .limit(n - this.maxOwnWrites)
+          .primaryKeys();
+        await this.own.bulkDelete(oldest);
+      }
+    }
+    return overridden;
+  }
+
+  /**
+   * The own cell writes remembered, oldest first (see {@link OwnWriteRecord}; for diagnostics).
+   *
+   * @example
+   * ```ts
+   * const remembered = await store.readOwnWrites();
+   * ```
+   */
+  async readOwnWrites(): Promise<OwnWriteRecord[]> {
+    this.assertOpen();
+    try {
+      const raw: unknown[] = await this.own.orderBy('seq').toArray();
+      const out: OwnWriteRecord[] = [];
+      for (const r of raw) {
+        const parsed = ownWriteRecordSchema.safeParse(r);
+        if (parsed.success) out.push(parsed.data);
+      }
+      return out;
+    } catch (e) {
+      throw toStorageError('reading the own writes', e);
     }
   }
 
@@ -786,10 +921,16 @@ export class LocalStore {
     ops?: PatchOp[] | undefined;
     /** The token `ops` were applied on (with `ops`). */
     before?: string | null | undefined;
+    /** With `ops`: the cells the push wrote, remembered for `overridden` reports. */
+    ownWrites?: readonly { cell: string; value: Json }[] | undefined;
   }): Promise<void> {
     this.assertOpen();
     if (args.ops !== undefined) {
       await this.appendLog({
+        own:
+          args.ownWrites === undefined || args.ownWrites.length === 0
+            ? undefined
+            : { writes: args.ownWrites, seq: args.upToSeq },
         changes: [
           {
             before: args.before ?? null,
@@ -1137,7 +1278,7 @@ export class LocalStore {
     });
   }
 
-  private count(table: 'meta' | 'log' | 'outbox', value: unknown): void {
+  private count(table: 'meta' | 'log' | 'outbox' | 'own', value: unknown): void {
     this.writeStats[table] += byteLength(value);
   }
 

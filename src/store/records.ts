@@ -4,7 +4,7 @@
  * may have written it): it goes through these schemas, and what fails is moved to the quarantine.
  */
 import { z } from 'zod';
-import type { CompactDoc, PatchOp } from '../doc/index.js';
+import type { CompactDoc, Json, PatchOp } from '../doc/index.js';
 
 /** The empty document: the base of a user who has never synced. */
 export const EMPTY_DOC: CompactDoc = Object.freeze({ version: 1, tables: Object.freeze({}) }) as CompactDoc;
@@ -96,6 +96,22 @@ export interface OutboxEntry {
   createdAt: string;
 }
 
+/**
+ * One cell value this device wrote and the server acknowledged (the `own` table, key `cell`,
+ * version 3): when a later change of another device declares, with a `test` op, that it overrode
+ * this very value, the device reports `overridden`. `cell` is the keyed path of the cell without
+ * `/tables/` and `rows/` (escaped table, key and field joined by `/`); `seq` the batch that wrote it
+ * (the oldest records are pruned past {@link MAX_OWN_WRITES}).
+ */
+export interface OwnWriteRecord {
+  cell: string;
+  value: Json;
+  seq: number;
+}
+
+/** Own cell writes remembered for `overridden` reports (the oldest are pruned). */
+export const MAX_OWN_WRITES = 10_000;
+
 /** A record that failed validation when read, kept aside instead of being lost. */
 export interface QuarantineRecord {
   id?: number;
@@ -146,6 +162,13 @@ export const logRecordSchema: z.ZodType<LogRecord> = z.object({
   exact: z.boolean(),
   pending: z.number().int().nonnegative(),
   commutes: z.boolean().optional(),
+});
+
+/** zod schema of an `own` record. */
+export const ownWriteRecordSchema: z.ZodType<OwnWriteRecord> = z.object({
+  cell: z.string(),
+  value: jsonValue,
+  seq: z.number().int().nonnegative(),
 });
 
 /** zod schema of `meta/baseMark`. */

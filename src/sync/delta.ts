@@ -16,10 +16,12 @@ import {
   applyCompact,
   type CompactDoc,
   type CompactTable,
+  escapePointer,
   jsonEqual,
   keyedOp,
   type PatchOp,
   parseCompactDoc,
+  parseKeyedPath,
   tableToKeyed,
 } from '../doc/index.js';
 import { getOwn, setOwn } from '../doc/json.js';
@@ -27,6 +29,77 @@ import { splitPointer } from '../doc/pointer.js';
 import { keyOfArray, schemaInfo } from '../doc/schema-info.js';
 import type { Json } from '../doc/types.js';
 import { InvalidChangeError, type RemoteDelta } from '../remote/index.js';
+import type { OwnWrite } from './ports.js';
+
+/** A cell's id: escaped table, row key and field joined by `/` (unambiguous). */
+export function cellId(table: string, key: string, field: string): string {
+  return `${escapePointer(table)}/${escapePointer(key)}/${escapePointer(field)}`;
+}
+
+/** Batches of more ops are not translated to remember own writes (an offline backlog). */
+const MAX_REMEMBERED_OPS = 1000;
+const CELL_OP = /^\/tables\/[^/]+\/rows\/\d+\/\d+$/;
+
+/**
+ * The cells a batch of index-based ops (an own push, applied on `doc`) wrote, with their values:
+ * cell replaces only, and nothing for batches of more than 1,000 ops (translating those would
+ * cost O(batch)).
+ *
+ * @example
+ * ```ts
+ * await store.commitPush({ ...args, ownWrites: cellWrites(base.doc, ops) });
+ * ```
+ */
+export function cellWrites(doc: CompactDoc, ops: readonly PatchOp[]): OwnWrite[] {
+  if (ops.length > MAX_REMEMBERED_OPS || !ops.some((op) => op.op === 'replace' && CELL_OP.test(op.path))) {
+    return [];
+  }
+  let keyed: PatchOp[] | null;
+  try {
+    keyed =
+      applyChain(doc, [{ before: '', after: '', ops: [...ops], clientId: null, batchSeq: null }]).applied[0]
+        ?.keyed ?? null;
+  } catch {
+    return [];
+  }
+  const out = new Map<string, Json>();
+  for (const op of keyed ?? []) {
+    if (op.op !== 'replace') continue;
+    let p: ReturnType<typeof parseKeyedPath>;
+    try {
+      p = parseKeyedPath(op.path);
+    } catch {
+      continue;
+    }
+    if (p.target !== 'cell') continue;
+    const id = cellId(p.table, p.row as string, p.field as string);
+    out.delete(id);
+    out.set(id, op.value);
+  }
+  return [...out].map(([cell, value]) => ({ cell, value }));
+}
+
+/**
+ * What a foreign change's keyed ops overwrote, as own-write names: cell ids, row and table
+ * prefixes (ending with `/`), or `''` (everything: a change the view cannot apply op by op).
+ */
+export function overwrittenBy(keyed: readonly PatchOp[] | null): string[] {
+  if (keyed === null) return [''];
+  const out = new Set<string>();
+  for (const op of keyed) {
+    if (op.op === 'test') continue;
+    let p: ReturnType<typeof parseKeyedPath>;
+    try {
+      p = parseKeyedPath(op.path);
+    } catch {
+      return [''];
+    }
+    if (p.target === 'cell') out.add(cellId(p.table, p.row as string, p.field as string));
+    else if (p.target === 'row') out.add(`${escapePointer(p.table)}/${escapePointer(p.row as string)}/`);
+    else out.add(`${escapePointer(p.table)}/`);
+  }
+  return [...out];
+}
 
 /** A change of the chain as the store logs it. */
 export interface AppliedChange {

@@ -24,7 +24,7 @@ import type { PatchBatch, PatchResult, Remote, RemoteChange, RemoteSnapshot } fr
 import { compareTokens, sameToken } from '../remote/index.js';
 import { type BackoffOptions, backoffDelay } from './backoff.js';
 import { asUserDbError, isTransient } from './classify.js';
-import { applyChain } from './delta.js';
+import { cellId } from './delta.js';
 import {
   browserFocusSignal,
   browserOnlineSignal,
@@ -107,17 +107,6 @@ interface FlushWaiter extends Waiter {
 
 /** A table (`/tables/x`) or a new field of one (`/tables/x/schema/fields/-`). */
 const TABLE_SETUP_PATH = /^\/tables\/[^/]+(\/schema\/fields\/-)?$/;
-/** Own cell writes remembered for `overridden` conflicts (the oldest are forgotten). */
-const MAX_OWN_WRITES = 10_000;
-/** Batches of more ops are not translated to remember own writes. */
-const MAX_REMEMBERED_OPS = 1000;
-const CELL_OP = /^\/tables\/[^/]+\/rows\/\d+\/\d+$/;
-const CELL_PATH = /^\/tables\/([^/]+)\/rows\/([^/]+)\/([^/]+)$/;
-
-/** A cell's id as in keyed paths (escaped segments joined by `/`). */
-function cellId(table: string, key: string, field: string): string {
-  return `${escapePointer(table)}/${escapePointer(key)}/${escapePointer(field)}`;
-}
 
 function closedError(): UserDbError {
   return new DatabaseClosedError('the database is closed');
@@ -182,8 +171,6 @@ export class SyncEngine {
    * declares that value with a `test` op, so the device that wrote it learns it was overridden.
    */
   readonly #overrides = new Map<string, { table: string; key: string; field: string; remote: Json }>();
-  /** Cell values this device wrote and the server acknowledged in this session (most recent last). */
-  readonly #ownWrites = new Map<string, Json>();
   /** {@link Remote} for the pusher: `patch` goes through {@link SyncEngine.#patch}. */
   readonly #pushRemote: Remote;
   readonly #compactMs: number;
@@ -640,11 +627,8 @@ export class SyncEngine {
         this.#conflicts.next(c);
       }
       for (const t of outcome.overridden) {
-        // a value we wrote, overwritten by a device whose rebase kept its concurrent edit
-        const id = cellId(t.table, t.key, t.field);
-        const own = this.#ownWrites.get(id);
-        if (own === undefined || !jsonEqual(own, t.expected)) continue;
-        this.#ownWrites.delete(id);
+        // a value we wrote (remembered by the store since its push, across reloads), overwritten
+        // by a device whose rebase kept its concurrent edit; the store forgot it with the change
         this.#conflicts.next({
           kind: 'overridden',
           table: t.table,
@@ -672,7 +656,7 @@ export class SyncEngine {
   /**
    * `userdb_patch` with a `test` op first for each cell where a rebase kept our edit over a
    * concurrent value still in the base (the server checks it; the change log then tells the
-   * device that wrote the value). Remembers the cells the batch wrote once acknowledged.
+   * device that wrote the value). The cells the batch wrote are remembered by the pusher's commit.
    */
   async #patch(batch: PatchBatch): Promise<PatchResult> {
     const base = await this.#store.readBase();
@@ -704,40 +688,7 @@ export class SyncEngine {
       tests.length === 0 ? batch : { ...batch, ops: [...tests, ...batch.ops] },
     );
     for (const id of declared) this.#overrides.delete(id);
-    if (result.applied && base.updatedAt !== null)
-      this.#rememberOwnWrites(base.doc, batch.ops, base.updatedAt, result.updatedAt);
     return result;
-  }
-
-  #rememberOwnWrites(
-    doc: Parameters<typeof applyChain>[0],
-    ops: PatchOp[],
-    before: string,
-    after: string,
-  ): void {
-    // cells only, and not for bulk batches (an offline backlog): translating those costs O(batch)
-    if (ops.length > MAX_REMEMBERED_OPS || !ops.some((op) => op.op === 'replace' && CELL_OP.test(op.path))) {
-      return;
-    }
-    let keyed: PatchOp[] | null;
-    try {
-      keyed =
-        applyChain(doc, [{ before, after, ops, clientId: null, batchSeq: null }]).applied[0]?.keyed ?? null;
-    } catch {
-      return;
-    }
-    for (const op of keyed ?? []) {
-      if (op.op !== 'replace') continue;
-      const m = CELL_PATH.exec(op.path);
-      if (m === null) continue;
-      const id = `${m[1]}/${m[2]}/${m[3]}`;
-      this.#ownWrites.delete(id);
-      this.#ownWrites.set(id, op.value);
-      if (this.#ownWrites.size > MAX_OWN_WRITES) {
-        const oldest = this.#ownWrites.keys().next().value;
-        if (oldest !== undefined) this.#ownWrites.delete(oldest);
-      }
-    }
   }
 
   #fail(err: UserDbError, during: 'push' | 'pull'): void {

@@ -2,7 +2,7 @@
  * What the sync engine needs from the local store. `LocalStore` (src/store) provides it through
  * {@link import('./store-adapter.js').syncStoreOf}; unit tests use an in-memory implementation.
  */
-import type { CompactDoc, PatchOp } from '../doc/index.js';
+import type { CompactDoc, Json, PatchOp } from '../doc/index.js';
 
 /** One outbox entry: the keyed patch of one local write or transaction. */
 export interface SyncOutboxEntry {
@@ -34,6 +34,21 @@ export interface SyncLogChange {
   exact: boolean;
   /** Set by the pull's `rewrite`: `keyed` commutes with the pending outbox (views may apply it). */
   commutes?: boolean | undefined;
+}
+
+/**
+ * A cell value this device wrote and the server acknowledged. `cell` is the cell's id: escaped
+ * table, row key and field joined by `/` (see `cellId` in delta.ts).
+ */
+export interface OwnWrite {
+  cell: string;
+  value: Json;
+}
+
+/** A foreign change's `test` op on a cell it then overwrote: its writer expected `expected` there. */
+export interface CellCheck {
+  cell: string;
+  expected: Json;
 }
 
 /** A rewritten outbox entry; empty `ops` deletes the entry. */
@@ -77,12 +92,20 @@ export interface SyncStore {
     exact?: boolean;
     /** The index-based ops the server applied on the base: stores may log them instead of `newBase`. */
     ops?: PatchOp[] | undefined;
+    /**
+     * The cells the push wrote: remembered, in the same transaction, for `overridden` reports (up
+     * to a bound; the oldest are forgotten), and kept across reloads by persistent stores.
+     */
+    ownWrites?: readonly OwnWrite[] | undefined;
   }): Promise<void>;
   /**
    * After a pull by delta: in one transaction, deletes the entries `seq <= dropUpToSeq` and those
    * acknowledged by own changes, rewrites the remaining entries through `rewrite` (synchronous,
    * pure; it may set `commutes` on `changes`), and appends `changes` (the new base is `newBase`,
-   * its token `updatedAt`).
+   * its token `updatedAt`). In the same transaction, the remembered own writes named by `checks`
+   * whose value is the one expected are forgotten and returned (`overridden`: reported once, by
+   * whichever instance stores the change), and those `overwritten` names (ids, prefixes ending with
+   * `/`, or `''` for all) are forgotten.
    */
   appendChanges(
     args: {
@@ -90,9 +113,11 @@ export interface SyncStore {
       newBase: CompactDoc;
       updatedAt: string;
       dropUpToSeq?: number | undefined;
+      checks?: readonly CellCheck[] | undefined;
+      overwritten?: readonly string[] | undefined;
     },
     rewrite: (entries: SyncOutboxEntry[]) => RewrittenEntry[],
-  ): Promise<void>;
+  ): Promise<{ overridden: readonly string[] }>;
   /**
    * Folds the logged changes into the stored base when the log is past the given size (or at all
    * with `force`); a background task, never on the write path. Optional: stores without a log omit it.

@@ -12,7 +12,7 @@ import { type CompactDoc, type Json, jsonEqual, type PatchOp, splitPointer } fro
 import { getOwn, setOwn } from '../doc/json.js';
 import type { Remote, RemoteDelta, RemoteSnapshot } from '../remote/index.js';
 import { compareTokens, InvalidChangeError, tokenMicros } from '../remote/index.js';
-import { applyChain, type CellTest } from './delta.js';
+import { applyChain, type CellTest, cellId, overwrittenBy } from './delta.js';
 import type { SyncBase, SyncLogChange, SyncOutboxEntry, SyncStore } from './ports.js';
 import { type ConflictHandler, rebaseOutbox, type SyncConflict } from './rebase.js';
 
@@ -45,8 +45,9 @@ export interface PullOutcome {
   /** How the base moved: by a chain of changes, by a whole document, or not at all. */
   via: 'changes' | 'document' | 'none';
   /**
-   * Cells that foreign changes of the chain overwrote while declaring (by a `test` op) the value
-   * they overrode: the writer's rebase kept its edit over a concurrent one.
+   * Cells this device wrote (and the store remembered) that foreign changes of the chain
+   * overwrote while declaring (by a `test` op) that they overrode that value: the writer's rebase
+   * kept its edit over a concurrent one. Each is returned once: the store forgets it with the change.
    */
   overridden: CellTest[];
 }
@@ -183,14 +184,19 @@ async function storeChain(
   const { store } = ctx;
   const { doc, applied } = applyChain(base.doc, changes);
   const logged: SyncLogChange[] = [];
-  const overridden: CellTest[] = [];
+  // foreign writes that declared the value they overrode, and what foreign changes overwrote
+  const declared = new Map<string, CellTest>();
+  const overwritten = new Set<string>();
   let foreign = false;
   for (const a of applied) {
     const own = a.clientId !== null && a.clientId === store.clientId && a.batchSeq !== null;
     if (!own) {
       for (const t of a.tests) {
-        if (t.written !== undefined && !jsonEqual(t.written, t.expected)) overridden.push(t);
+        if (t.written !== undefined && !jsonEqual(t.written, t.expected)) {
+          declared.set(cellId(t.table, t.key, t.field), t);
+        }
       }
+      for (const name of overwrittenBy(a.keyed)) overwritten.add(name);
     }
     logged.push({
       before: a.before,
@@ -207,19 +213,32 @@ async function storeChain(
     if (!own) foreign = true;
   }
   let conflicts: SyncConflict[] = [];
-  await store.appendChanges({ changes: logged, newBase: doc, updatedAt, dropUpToSeq }, (entries) => {
-    if (!foreign || entries.length === 0) return [];
-    const result = rebaseOutbox(tablesOf(doc, entries), entries, ctx.handlers);
-    conflicts = result.conflicts;
-    const changed = result.entries.filter(
-      (r, i) => !jsonEqual(r.ops as Json, (entries[i]?.ops ?? []) as Json),
-    );
-    if (changed.length === 0 && conflicts.length === 0 && disjoint(logged, entries)) {
-      // the outbox is as it was and touches nothing these changes touch: views may apply them
-      for (const c of logged) if (c.keyed !== null && c.acked === null) c.commutes = true;
-    }
-    return changed;
-  });
+  const checks = [...declared].map(([cell, t]) => ({ cell, expected: t.expected }));
+  const stored = await store.appendChanges(
+    {
+      changes: logged,
+      newBase: doc,
+      updatedAt,
+      dropUpToSeq,
+      checks: checks.length > 0 ? checks : undefined,
+      overwritten: overwritten.size > 0 ? [...overwritten] : undefined,
+    },
+    (entries) => {
+      if (!foreign || entries.length === 0) return [];
+      const result = rebaseOutbox(tablesOf(doc, entries), entries, ctx.handlers);
+      conflicts = result.conflicts;
+      const changed = result.entries.filter(
+        (r, i) => !jsonEqual(r.ops as Json, (entries[i]?.ops ?? []) as Json),
+      );
+      if (changed.length === 0 && conflicts.length === 0 && disjoint(logged, entries)) {
+        // the outbox is as it was and touches nothing these changes touch: views may apply them
+        for (const c of logged) if (c.keyed !== null && c.acked === null) c.commutes = true;
+      }
+      return changed;
+    },
+  );
+  // cells this device wrote (remembered by the store) that those writes overrode
+  const overridden = stored.overridden.flatMap((cell) => declared.get(cell) ?? []);
   return { updatedAt, conflicts, via: 'changes', overridden };
 }
 

@@ -11,6 +11,7 @@
 import { applyCompact, compile, type PatchOp } from '../doc/index.js';
 import { BadPatchError, UserDbError } from '../errors.js';
 import type { PatchBatch, Remote } from '../remote/index.js';
+import { cellWrites } from './delta.js';
 import { dependentsOf, heldReason, isEntryError } from './held.js';
 import type { SyncOutboxEntry, SyncStore } from './ports.js';
 import { rebaseOutbox } from './rebase.js';
@@ -153,7 +154,15 @@ export async function pushOnce(ctx: PushContext): Promise<PushOutcome> {
   if (!result.applied) return { kind: 'already_applied', upToSeq: batchSeq };
   // base + this batch, compiled from the same entries every view has applied: views keep their state
   const newBase = applyCompact(base.doc, ops);
-  await store.commitPush({ newBase, updatedAt: result.updatedAt, upToSeq: batchSeq, exact: true, ops });
+  await store.commitPush({
+    newBase,
+    updatedAt: result.updatedAt,
+    upToSeq: batchSeq,
+    exact: true,
+    ops,
+    // remembered with the push (persisted): a later change declaring it overrode one reports it
+    ownWrites: cellWrites(base.doc, ops),
+  });
   return { kind: 'pushed', updatedAt: result.updatedAt, upToSeq: batchSeq };
 }
 

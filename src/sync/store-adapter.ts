@@ -59,11 +59,19 @@ export function syncStoreOf(store: LocalStore): SyncStore {
       };
     },
     async appendChanges(args, rewrite) {
-      await store.appendLog({ changes: args.changes, dropUpToSeq: args.dropUpToSeq }, rewrite);
+      const own =
+        args.checks === undefined && args.overwritten === undefined
+          ? undefined
+          : { checks: args.checks, overwritten: args.overwritten };
+      const result = await store.appendLog(
+        { changes: args.changes, dropUpToSeq: args.dropUpToSeq, own },
+        rewrite,
+      );
       cached = {
         generation: await store.readGeneration(),
         base: { doc: args.newBase, updatedAt: args.updatedAt },
       };
+      return result;
     },
     async compact(options) {
       const { records, bytes } = await store.logSize();

@@ -146,6 +146,36 @@ describe('delta sync through the dev server', () => {
       resolution: 'dropped',
     });
   });
+
+  it('the loser learns it was overridden after a reload: its acknowledged write was kept in IndexedDB', async () => {
+    const { user, a, b } = await pair();
+    b.setOffline(true);
+    await b.db.table('projects').update('p_2', { title: 'B wins?' });
+    await a.db.table('projects').update('p_2', { title: 'A first' });
+    await a.engine.flush();
+    // A is closed and opened again (a new createUserDb on the same IndexedDB)
+    await a.close();
+    open.splice(open.indexOf(a), 1);
+    const again = await openDevice(server, user, { indexedDB: a.indexedDB });
+    open.push(again);
+    await eventually(() => again.sb.getChannels().some((c) => c.state === 'joined'), 10_000, "A's channel");
+    b.setOffline(false);
+    await b.engine.flush();
+    await converged([again, b]);
+    expect((await again.db.table('projects').get('p_2'))?.title).toBe('B wins?');
+    await eventually(() => again.conflicts.some((c) => c.kind === 'overridden'), 10_000, "A's conflict");
+    expect(again.conflicts).toEqual([
+      {
+        kind: 'overridden',
+        table: 'projects',
+        key: 'p_2',
+        field: 'title',
+        local: 'A first',
+        remote: 'B wins?',
+        resolution: 'dropped',
+      },
+    ]);
+  });
 });
 
 describe('a server without the delta migration', () => {

@@ -76,7 +76,7 @@ const sorted = (doc: CompactDoc) => ({
 
 function written(store: LocalStore) {
   const s = store.writeStats;
-  return { meta: s.meta, log: s.log, outbox: s.outbox, baseWrites: s.baseWrites };
+  return { meta: s.meta, log: s.log, outbox: s.outbox, own: s.own, baseWrites: s.baseWrites };
 }
 
 describe('delta sync on the local store', () => {
@@ -92,7 +92,9 @@ describe('delta sync on the local store', () => {
     await t.update('p_5', { title: 'Mine' });
     await d.db.flush();
     const push = written(d.store);
-    const pushBytes = push.meta + push.log - beforePush.meta - beforePush.log;
+    // the push's log record and token, and the cell it remembers for overridden reports
+    const pushBytes = push.meta + push.log + push.own - beforePush.meta - beforePush.log - beforePush.own;
+    expect(push.own).toBeGreaterThan(beforePush.own);
     expect(push.baseWrites).toBe(beforePush.baseWrites);
     expect(pushBytes).toBeGreaterThan(0);
     expect(pushBytes).toBeLessThan(4096);
@@ -101,7 +103,7 @@ describe('delta sync on the local store', () => {
     server.writeOps(ops);
     await eventually(async () => (await t.get('p_7'))?.title === 'Theirs');
     const pull = written(d.store);
-    const pullBytes = pull.meta + pull.log - push.meta - push.log;
+    const pullBytes = pull.meta + pull.log + pull.own - push.meta - push.log - push.own;
     expect(pull.baseWrites).toBe(push.baseWrites);
     expect(pullBytes).toBeGreaterThan(0);
     expect(pullBytes).toBeLessThan(4096);
@@ -109,7 +111,7 @@ describe('delta sync on the local store', () => {
     expect(sorted(await d.db.export())).toEqual(sorted(server.doc));
   });
 
-  it('with edits pending, a remote change of other rows is applied to the view as it is; one of the same row rebuilds it', async () => {
+  it('with edits pending, a remote change of other rows is applied to the view as it is; one of the same row is applied to that row without a rebuild', async () => {
     const server = new FakeServer();
     server.broadcast = true;
     server.write(bigDoc(1000), false);
@@ -128,12 +130,54 @@ describe('delta sync on the local store', () => {
     expect((await t.get('p_1'))?.title).toBe('Pending here');
     server.writeOps([{ op: 'replace', path: '/tables/projects/rows/1/2', value: 'closed' }]);
     await eventually(async () => (await t.get('p_1'))?.status === 'closed');
-    expect(load).toHaveBeenCalledTimes(1); // the same row: rebased, and the view rebuilt
+    // the same row: rebased in the store, and only that row replayed in the view (no base read)
+    expect(load).not.toHaveBeenCalled();
     expect((await t.get('p_1'))?.title).toBe('Pending here');
     expect(await d.store.countOutbox()).toBe(1);
     d.remote.beforePatch = undefined;
     await d.db.flush();
     expect(sorted(await d.db.export())).toEqual(sorted(server.doc));
+  });
+
+  it('a same-field conflict and a remote delete of rows with pending edits reach the view without reading the base', async () => {
+    const server = new FakeServer();
+    server.broadcast = true;
+    server.write(bigDoc(1000), false);
+    const d = await device(server);
+    d.remote.beforePatch = () => {
+      throw new ForbiddenError('userdb_patch: forbidden by the test');
+    };
+    const conflicts: unknown[] = [];
+    d.engine.conflicts$.subscribe((c) => conflicts.push(c));
+    const t = d.db.untypedTable('projects');
+    const before = await t.get('p_9');
+    await t.update('p_1', { title: 'Mine' });
+    await t.update('p_2', { status: 'closed' });
+    await t.insert({ id: 'p_new', title: 'Both', status: 'mine' });
+    await eventually(() => d.engine.status.state === 'error');
+    const load = vi.spyOn(d.store, 'load');
+    const readBase = vi.spyOn(d.store, 'readBase');
+    server.writeOps([
+      { op: 'replace', path: '/tables/projects/rows/1/1', value: 'Theirs' },
+      { op: 'remove', path: '/tables/projects/rows/2' },
+      { op: 'add', path: '/tables/projects/rows/-', value: ['p_new', 'Theirs too', 'theirs'] },
+    ]);
+    await eventually(async () => (await t.get('p_2')) === undefined);
+    // the local value wins the same field and the remote delete wins the update; the local insert of
+    // the same key replaces the remote row
+    expect((await t.get('p_1'))?.title).toBe('Mine');
+    expect(await t.get('p_new')).toEqual({ id: 'p_new', title: 'Both', status: 'mine' });
+    expect(conflicts).toContainEqual(
+      expect.objectContaining({ kind: 'field_changed', key: 'p_1', local: 'Mine', remote: 'Theirs' }),
+    );
+    expect(conflicts).toContainEqual(expect.objectContaining({ kind: 'row_deleted', key: 'p_2' }));
+    expect(load).not.toHaveBeenCalled(); // no rebuild of the view
+    expect(readBase).not.toHaveBeenCalled(); // nor any read of the whole base
+    expect(await t.get('p_9')).toBe(before); // other rows keep their identity
+    d.remote.beforePatch = undefined;
+    await d.db.flush();
+    expect(sorted(await d.db.export())).toEqual(sorted(server.doc));
+    expect(server.doc.tables.projects?.rows.find((r) => r[0] === 'p_1')?.[1]).toBe('Mine');
   });
 
   it('start-up replays base + log + outbox; compaction folds the log; both give the same document', async () => {

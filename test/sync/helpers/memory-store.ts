@@ -1,5 +1,7 @@
-import type { CompactDoc, PatchOp } from '../../../src/doc/index.js';
+import { type CompactDoc, type Json, jsonEqual, type PatchOp } from '../../../src/doc/index.js';
 import type {
+  CellCheck,
+  OwnWrite,
   RewrittenEntry,
   SyncBase,
   SyncLogChange,
@@ -17,6 +19,9 @@ export class MemoryStore implements SyncStore {
   log: SyncLogChange[] = [];
   /** Whole documents stored (by a pull of the document or a compaction). */
   baseWrites = 0;
+  /** Own acknowledged cell writes, oldest first (as the local store keeps them, bounded). */
+  own = new Map<string, Json>();
+  maxOwnWrites = 10_000;
   #seq = 0;
   readonly #listeners = new Set<(c: { meta: boolean; outbox: boolean }) => void>();
 
@@ -78,7 +83,13 @@ export class MemoryStore implements SyncStore {
     updatedAt: string;
     upToSeq: number;
     ops?: PatchOp[] | undefined;
+    ownWrites?: readonly OwnWrite[] | undefined;
   }): Promise<void> {
+    for (const w of args.ops === undefined ? [] : (args.ownWrites ?? [])) {
+      this.own.delete(w.cell);
+      this.own.set(w.cell, structuredClone(w.value));
+    }
+    while (this.own.size > this.maxOwnWrites) this.own.delete(this.own.keys().next().value as string);
     if (args.ops === undefined) this.baseWrites += 1;
     else {
       this.log.push({
@@ -103,9 +114,24 @@ export class MemoryStore implements SyncStore {
       newBase: CompactDoc;
       updatedAt: string;
       dropUpToSeq?: number | undefined;
+      checks?: readonly CellCheck[] | undefined;
+      overwritten?: readonly string[] | undefined;
     },
     rewrite: (entries: SyncOutboxEntry[]) => RewrittenEntry[],
-  ): Promise<void> {
+  ): Promise<{ overridden: readonly string[] }> {
+    const overridden: string[] = [];
+    for (const c of args.checks ?? []) {
+      const v = this.own.get(c.cell);
+      if (v !== undefined && jsonEqual(v, c.expected) && !overridden.includes(c.cell))
+        overridden.push(c.cell);
+    }
+    for (const cell of overridden) this.own.delete(cell);
+    for (const name of args.overwritten ?? []) {
+      for (const cell of [...this.own.keys()]) {
+        if (name === '' || cell === name || (name.endsWith('/') && cell.startsWith(name)))
+          this.own.delete(cell);
+      }
+    }
     let drop = args.dropUpToSeq ?? 0;
     for (const c of args.changes) if (c.acked !== null) drop = Math.max(drop, c.acked);
     const remaining = this.outbox.filter((e) => e.seq > drop);
@@ -117,6 +143,7 @@ export class MemoryStore implements SyncStore {
     this.log.push(...structuredClone(args.changes));
     this.base = { doc: structuredClone(args.newBase), updatedAt: args.updatedAt };
     this.#notify(true, true);
+    return { overridden };
   }
 
   async compact(options: { force?: boolean }): Promise<void> {
