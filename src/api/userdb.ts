@@ -1050,7 +1050,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   ): Promise<{ changed: Set<string>; conflicts: RebaseConflict[]; problems: UserDbError[] }> {
     const snapshot = await this.store.load();
     const problems: UserDbError[] = [...snapshot.problems];
-    const { view, conflicts, bad } = replay(toKeyed(snapshot.base.doc), snapshot.entries);
+    const { view, conflicts, bad } = replay(snapshot.base.doc, snapshot.entries);
     if (bad.length > 0) {
       await this.store.quarantineEntries(bad);
       for (const b of bad) {
@@ -1062,7 +1062,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       }
     }
     const rows = new ChangeSet();
-    const changed = this.view.replaceAll(view.toKeyed(), rows);
+    const changed = this.view.replaceWith(view, rows);
     // rows of these tables changed without being collected: their queries re-evaluate in full
     for (const t of alsoChanged ?? []) {
       changed.add(t);
@@ -1194,10 +1194,10 @@ function rowDiff(layer: ReadLayer, name: string, incoming: KeyedTable): PatchOp[
  * its patch, not of the document), setting aside entries whose ops are malformed.
  */
 function replay(
-  base: KeyedDoc,
+  base: CompactDoc,
   entries: readonly OutboxEntry[],
 ): { view: View; conflicts: RebaseConflict[]; bad: { seq: number; reason: string }[] } {
-  const view = View.fromKeyed(base);
+  const view = View.fromCompact(base);
   const conflicts: RebaseConflict[] = [];
   const bad: { seq: number; reason: string }[] = [];
   for (const entry of entries) {

@@ -96,9 +96,34 @@ export class SortedIndex {
   private items: Entry[] = [];
   /** Whether values need normalizing (datetimes): then searches normalize each value they read. */
   private readonly plain: boolean;
+  /** Set while the index is not built: where its entries come from when it is first read. */
+  private source: (() => Iterable<Entry>) | undefined;
 
   constructor(readonly fields: readonly IndexField[]) {
     this.plain = fields.every((f) => f.type !== 'datetime');
+  }
+
+  /**
+   * An index built on its first read (any of {@link size}, {@link at}, {@link bound}) from the
+   * entries `source` yields then. Until then {@link insert} and {@link remove} do nothing: the
+   * build reads the rows as they are at that time.
+   */
+  static lazy(fields: readonly IndexField[], source: () => Iterable<Entry>): SortedIndex {
+    const index = new SortedIndex(fields);
+    index.source = source;
+    return index;
+  }
+
+  /** False until a lazy index was first read (and built). */
+  get built(): boolean {
+    return this.source === undefined;
+  }
+
+  /** The sorted entries, building the index first if it is lazy and not built yet. */
+  private get list(): Entry[] {
+    const source = this.source;
+    if (source !== undefined) this.build(source());
+    return this.items;
   }
 
   /** The indexed field names. */
@@ -108,12 +133,12 @@ export class SortedIndex {
 
   /** The number of indexed rows. */
   get size(): number {
-    return this.items.length;
+    return this.list.length;
   }
 
   /** The entry at position `i`. */
   at(i: number): Entry {
-    return this.items[i] as Entry;
+    return this.list[i] as Entry;
   }
 
   /** The normalized index values of `row`. */
@@ -144,6 +169,7 @@ export class SortedIndex {
 
   /** Replaces the content by `entries` (in any order). */
   build(entries: Iterable<Entry>): void {
+    this.source = undefined;
     const decorated: { entry: Entry; vals: Json[] }[] = [];
     for (const entry of entries) decorated.push({ entry, vals: this.valuesOf(entry.row) });
     decorated.sort((a, b) => comparePrefix(a.vals, b.vals) || a.entry.ord - b.entry.ord);
@@ -167,11 +193,13 @@ export class SortedIndex {
 
   /** Adds `entry` (with its current row and ord). */
   insert(entry: Entry): void {
+    if (this.source !== undefined) return;
     this.items.splice(this.position(entry), 0, entry);
   }
 
   /** Removes `entry` (as it was inserted: call before changing its row). */
   remove(entry: Entry): void {
+    if (this.source !== undefined) return;
     const lo = this.position(entry);
     if (this.items[lo] === entry) this.items.splice(lo, 1);
     else {
@@ -185,11 +213,12 @@ export class SortedIndex {
    * (strictly greater when `strict`). `vals` are normalized values.
    */
   bound(vals: readonly Json[], strict: boolean): number {
+    const items = this.list;
     let lo = 0;
-    let hi = this.items.length;
+    let hi = items.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const d = this.compareRow((this.items[mid] as Entry).row, vals);
+      const d = this.compareRow((items[mid] as Entry).row, vals);
       if (d < 0 || (strict && d === 0)) lo = mid + 1;
       else hi = mid;
     }
