@@ -30,7 +30,6 @@ import {
   isFieldType,
   type Json,
   jsonEqual,
-  type KeyedDoc,
   type KeyedTable,
   keyedPath,
   type PatchOp,
