@@ -13,6 +13,11 @@ export interface Entry {
   readonly key: string;
   row: Row;
   ord: number;
+  /**
+   * The value of field `name` (null when absent), as `row[name]` would give it, for entries that can
+   * tell without making their row (see the view's rows read from the compact base).
+   */
+  cell?(name: string): Json;
 }
 
 /** One indexed field. */
@@ -171,7 +176,13 @@ export class SortedIndex {
   build(entries: Iterable<Entry>): void {
     this.source = undefined;
     const decorated: { entry: Entry; vals: Json[] }[] = [];
-    for (const entry of entries) decorated.push({ entry, vals: this.valuesOf(entry.row) });
+    for (const entry of entries) {
+      const vals =
+        entry.cell === undefined
+          ? this.valuesOf(entry.row)
+          : this.fields.map((f) => sortValue((entry.cell as (name: string) => Json)(f.name), f.type));
+      decorated.push({ entry, vals });
+    }
     decorated.sort((a, b) => comparePrefix(a.vals, b.vals) || a.entry.ord - b.entry.ord);
     this.items = decorated.map((d) => d.entry);
   }

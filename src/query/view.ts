@@ -145,9 +145,12 @@ class RowShape {
   private readonly names: string[];
   private readonly deep: number[];
   private readonly special: number;
+  /** The position of each field in the row arrays. */
+  readonly position: ReadonlyMap<string, number>;
 
   constructor(schema: TableSchema) {
     this.names = schema.fields.map((f) => f.name);
+    this.position = new Map(this.names.map((n, i) => [n, i]));
     this.deep = schema.fields.flatMap((f, i) => (DEEP_TYPES.has(f.type) ? [i] : []));
     this.special = this.names.indexOf('__proto__');
   }
@@ -200,6 +203,16 @@ class CompactEntry implements Entry {
   set row(row: Row) {
     this.made = row;
     this.values = undefined;
+  }
+
+  cell(name: string): Json {
+    const values = this.values;
+    if (values === undefined) {
+      const row = this.made as Row;
+      return Object.hasOwn(row, name) ? (row[name] as Json) : null;
+    }
+    const j = this.shape.position.get(name);
+    return j === undefined ? null : (values[j] ?? null);
   }
 }
 

@@ -265,7 +265,9 @@ describe('indexed queries and incremental live results equal a full re-evaluatio
             for (const name of TABLE_NAMES)
               for (const index of view.indexes(name)) expect(index.built).toBe(false);
             const live: Live[] = [];
-            let older = view.toKeyed();
+            // the same content as the view (not read from it: a view read from the compact base
+            // makes its rows only when they are read)
+            let older = toKeyed(doc);
             const check = (layer: ReadLayer) => {
               for (const l of live) {
                 const expected = outcome(() => referenceQuery(plain(layer), l.spec));
@@ -309,14 +311,15 @@ describe('indexed queries and incremental live results equal a full re-evaluatio
             }
             for (const qi of queryIntents) {
               const spec = queryFor(view, qi);
-              const expected = outcome(() => referenceQuery(plain(view), spec));
               const rows = new LiveResult(view, spec);
               const count = new LiveCount(view, spec);
+              // first (the reference reads every row: an index built after it would only see made rows)
               const got = outcome(() => {
                 rows.reset();
                 count.reset();
                 return rows.rows();
               });
+              const expected = outcome(() => referenceQuery(plain(view), spec));
               if ('error' in expected) {
                 expect(got).toEqual(expected);
                 continue;

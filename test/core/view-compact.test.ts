@@ -8,7 +8,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type CompactDoc, type Json, type PatchOp, type Row, toKeyed } from '../../src/doc/index.js';
-import { ChangeSet, explainQuery, type QuerySpec, runQuery, View } from '../../src/query/index.js';
+import {
+  ChangeSet,
+  explainQuery,
+  INDEXABLE_TYPES,
+  type QuerySpec,
+  runQuery,
+  View,
+} from '../../src/query/index.js';
+import type { SortedIndex } from '../../src/query/indexes.js';
 import { docArb, FUZZ_RUNS, FUZZ_SEED } from '../unit/arbitraries.js';
 
 const params = { numRuns: FUZZ_RUNS, seed: FUZZ_SEED };
@@ -103,6 +111,28 @@ describe('View.fromCompact', () => {
     expect(view.getRow('tasks', '10')).toBe(first);
     expect(view.getRow('tasks', '2')?.status).toBe('closed');
     expect(changes.get('tasks')).not.toBe('all');
+  });
+});
+
+describe('indexes of a view read from the compact base', () => {
+  it('order the rows exactly as on a view of the keyed form, built before any row is made', () => {
+    fc.assert(
+      fc.property(docArb, (d) => {
+        const compact = View.fromCompact(structuredClone(d));
+        const keyed = View.fromKeyed(toKeyed(structuredClone(d)));
+        for (const name of compact.tableNames()) {
+          const fields = (compact.schemaOf(name)?.fields ?? [])
+            .filter((f) => INDEXABLE_TYPES.has(f.type))
+            .map((f) => f.name);
+          const defs = [...fields.map((f) => [f]), fields];
+          compact.setIndexes(name, defs);
+          keyed.setIndexes(name, defs);
+          const order = (index: SortedIndex) => Array.from({ length: index.size }, (_, i) => index.at(i).key);
+          expect(compact.indexes(name).map(order)).toEqual(keyed.indexes(name).map(order));
+        }
+      }),
+      params,
+    );
   });
 });
 
