@@ -172,19 +172,72 @@ export class SortedIndex {
     return false;
   }
 
-  /** Replaces the content by `entries` (in any order). */
+  /**
+   * Replaces the content by `entries` (in any order). Each field's distinct values are sorted once
+   * and replaced by their rank, so the rows are sorted by one number (their ranks in mixed radix)
+   * and then by `ord`: by counting when there are few distinct keys and the entries come in table
+   * order (as the view gives them), else by a comparison sort on those numbers.
+   */
   build(entries: Iterable<Entry>): void {
     this.source = undefined;
-    const decorated: { entry: Entry; vals: Json[] }[] = [];
+    const list: Entry[] = [];
+    const columns: Json[][] = this.fields.map(() => []);
     for (const entry of entries) {
-      const vals =
-        entry.cell === undefined
-          ? this.valuesOf(entry.row)
-          : this.fields.map((f) => sortValue((entry.cell as (name: string) => Json)(f.name), f.type));
-      decorated.push({ entry, vals });
+      list.push(entry);
+      for (let k = 0; k < this.fields.length; k++) {
+        const f = this.fields[k] as IndexField;
+        const v = entry.cell === undefined ? cell(entry.row, f.name) : entry.cell(f.name);
+        (columns[k] as Json[]).push(sortValue(v, f.type));
+      }
     }
-    decorated.sort((a, b) => comparePrefix(a.vals, b.vals) || a.entry.ord - b.entry.ord);
-    this.items = decorated.map((d) => d.entry);
+    const n = list.length;
+    const keys = new Float64Array(n);
+    let radix = 1;
+    for (const column of columns) {
+      const distinct = [...new Set(column)].sort(compareSortValues);
+      radix *= distinct.length;
+      if (radix > 2 ** 52) {
+        this.buildByValues(list, columns);
+        return;
+      }
+      const rank = new Map<Json, number>();
+      for (let i = 0; i < distinct.length; i++) rank.set(distinct[i] as Json, i);
+      for (let i = 0; i < n; i++)
+        keys[i] = (keys[i] as number) * distinct.length + (rank.get(column[i] as Json) as number);
+    }
+    let inOrder = true;
+    for (let i = 1; i < n && inOrder; i++) inOrder = (list[i - 1] as Entry).ord < (list[i] as Entry).ord;
+    if (inOrder && radix <= Math.max(1024, 2 * n)) {
+      // counting sort: stable, so rows with equal values stay in table order
+      const counts = new Uint32Array(radix + 1);
+      for (let i = 0; i < n; i++) {
+        const slot = (keys[i] as number) + 1;
+        counts[slot] = (counts[slot] as number) + 1;
+      }
+      for (let r = 0; r < radix; r++) counts[r + 1] = (counts[r + 1] as number) + (counts[r] as number);
+      const items: Entry[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const key = keys[i] as number;
+        const at = counts[key] as number;
+        counts[key] = at + 1;
+        items[at] = list[i] as Entry;
+      }
+      this.items = items;
+      return;
+    }
+    const order = Array.from({ length: n }, (_, i) => i);
+    order.sort(
+      (a, b) => (keys[a] as number) - (keys[b] as number) || (list[a] as Entry).ord - (list[b] as Entry).ord,
+    );
+    this.items = order.map((i) => list[i] as Entry);
+  }
+
+  /** {@link build} for keys too many to number: a comparison sort on the values. */
+  private buildByValues(list: readonly Entry[], columns: readonly Json[][]): void {
+    const order = Array.from({ length: list.length }, (_, i) => i);
+    const vals = (i: number) => columns.map((c) => c[i] as Json);
+    order.sort((a, b) => comparePrefix(vals(a), vals(b)) || (list[a] as Entry).ord - (list[b] as Entry).ord);
+    this.items = order.map((i) => list[i] as Entry);
   }
 
   /** The position of `entry` (with its current row and ord) in the sort order. */

@@ -6,7 +6,7 @@
  * query can use them.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type CompactDoc, type Json, type PatchOp, type Row, toKeyed } from '../../src/doc/index.js';
 import {
   ChangeSet,
@@ -16,7 +16,7 @@ import {
   runQuery,
   View,
 } from '../../src/query/index.js';
-import type { SortedIndex } from '../../src/query/indexes.js';
+import { compareSortValues, type Entry, SortedIndex } from '../../src/query/indexes.js';
 import { docArb, FUZZ_RUNS, FUZZ_SEED } from '../unit/arbitraries.js';
 
 const params = { numRuns: FUZZ_RUNS, seed: FUZZ_SEED };
@@ -217,5 +217,104 @@ describe('declared indexes are built on first use', () => {
       touched: 2,
       rows: 2,
     });
+  });
+});
+
+describe('SortedIndex.build', () => {
+  const TYPES = ['string', 'integer', 'number', 'boolean', 'datetime'] as const;
+  const valueOf = (type: (typeof TYPES)[number], i: number): Json => {
+    if (i % 7 === 6) return null;
+    switch (type) {
+      case 'string':
+        return `s${i % 3}${'x'.repeat(i % 4)}`;
+      case 'integer':
+        return i - 5;
+      case 'number':
+        return (i - 5) / 4;
+      case 'boolean':
+        return i % 2 === 0;
+      default:
+        // the same instants written with two offsets: equal after normalising
+        return i % 2 === 0
+          ? new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString()
+          : new Date(Date.UTC(2026, 0, 1, 1, i)).toISOString().replace('Z', '+01:00').replace(/T01/, 'T02');
+    }
+  };
+
+  /** The reference: sort by the normalized values (null first, then by kind), then by `ord`. */
+  function referenceOrder(index: SortedIndex, entries: readonly Entry[]): string[] {
+    return entries
+      .map((e) => ({ e, vals: index.valuesOf(e.row) }))
+      .sort((a, b) => {
+        for (let i = 0; i < a.vals.length; i++) {
+          const d = compareSortValues(a.vals[i] as Json, b.vals[i] as Json);
+          if (d !== 0) return d;
+        }
+        return a.e.ord - b.e.ord;
+      })
+      .map((x) => x.e.key);
+  }
+
+  const caseArb = fc.record({
+    types: fc.array(fc.constantFrom(...TYPES), { minLength: 1, maxLength: 7 }),
+    // per field: how many distinct values it draws from (few: counted; many: compared)
+    spread: fc.array(fc.constantFrom(2, 5, 40, 100_000), { minLength: 7, maxLength: 7 }),
+    seeds: fc.array(fc.array(fc.nat(), { minLength: 7, maxLength: 7 }), { maxLength: 300 }),
+    shuffled: fc.boolean(),
+  });
+
+  it('orders by the values, then table order, whichever way it sorts (counting, numbers, values)', () => {
+    const byValues = vi.spyOn(
+      SortedIndex.prototype as unknown as { buildByValues: () => void },
+      'buildByValues',
+    );
+    let paths = 0;
+    fc.assert(
+      fc.property(caseArb, ({ types, spread, seeds, shuffled }) => {
+        const fields = types.map((type, k) => ({ name: `f${k}`, type }));
+        const entries: Entry[] = seeds.map((seed, i) => {
+          const row: Row = {};
+          fields.forEach((f, k) => {
+            row[f.name] = valueOf(f.type, (seed[k] as number) % (spread[k] as number));
+          });
+          return { key: `k${i}`, row, ord: i };
+        });
+        const input = shuffled ? [...entries].reverse() : entries;
+        const index = new SortedIndex(fields);
+        index.build(input);
+        const got = Array.from({ length: index.size }, (_, i) => index.at(i).key);
+        expect(got).toEqual(referenceOrder(index, entries));
+        // and built lazily from the same entries
+        const lazy = SortedIndex.lazy(fields, () => input);
+        expect(lazy.built).toBe(false);
+        expect(Array.from({ length: lazy.size }, (_, i) => lazy.at(i).key)).toEqual(got);
+        expect(lazy.built).toBe(true);
+        paths++;
+      }),
+      { ...params, numRuns: Math.max(100, FUZZ_RUNS) },
+    );
+    // a 7-field index of many distinct values has too many keys to number: sorted by values
+    const fields = TYPES.map((type, k) => ({ name: `f${k}`, type: type === 'boolean' ? 'integer' : type }));
+    const wide = [
+      ...fields,
+      { name: 'f5', type: 'integer' as const },
+      { name: 'f6', type: 'number' as const },
+    ];
+    const entries: Entry[] = Array.from({ length: 600 }, (_, i) => {
+      const row: Row = {};
+      wide.forEach((f, k) => {
+        row[f.name] = valueOf(f.type, (i * ([7, 11, 13, 17, 19, 23, 29][k] as number)) % 600);
+      });
+      return { key: `k${i}`, row, ord: i };
+    });
+    byValues.mockClear();
+    const index = new SortedIndex(wide);
+    index.build(entries);
+    expect(byValues).toHaveBeenCalledTimes(1);
+    expect(Array.from({ length: index.size }, (_, i) => index.at(i).key)).toEqual(
+      referenceOrder(index, entries),
+    );
+    expect(paths).toBeGreaterThan(0);
+    byValues.mockRestore();
   });
 });
