@@ -137,13 +137,9 @@ function isIndexKey(key: string): boolean {
   return /^(?:0|[1-9]\d*)$/.test(key) && Number(key) < 4294967295;
 }
 
-/** Field types whose values may be arrays or objects (frozen deeply). */
-const DEEP_TYPES: ReadonlySet<string> = new Set(['object', 'array', 'any']);
-
 /** How the rows of one compact table become keyed rows. */
 class RowShape {
   private readonly names: string[];
-  private readonly deep: number[];
   private readonly special: number;
   /** The position of each field in the row arrays. */
   readonly position: ReadonlyMap<string, number>;
@@ -151,7 +147,6 @@ class RowShape {
   constructor(schema: TableSchema) {
     this.names = schema.fields.map((f) => f.name);
     this.position = new Map(this.names.map((n, i) => [n, i]));
-    this.deep = schema.fields.flatMap((f, i) => (DEEP_TYPES.has(f.type) ? [i] : []));
     this.special = this.names.indexOf('__proto__');
   }
 
@@ -161,6 +156,7 @@ class RowShape {
     const names = this.names;
     for (let j = 0; j < names.length; j++) {
       const v = values[j] ?? null;
+      if (typeof v === 'object' && v !== null) deepFreeze(v);
       if (j === this.special) {
         Object.defineProperty(row, '__proto__', {
           value: v,
@@ -170,7 +166,6 @@ class RowShape {
         });
       } else row[names[j] as string] = v;
     }
-    for (const j of this.deep) deepFreeze(values[j] ?? null);
     return Object.freeze(row);
   }
 }
