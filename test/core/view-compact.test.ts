@@ -222,7 +222,7 @@ describe('declared indexes are built on first use', () => {
 
 describe('SortedIndex.build', () => {
   const TYPES = ['string', 'integer', 'number', 'boolean', 'datetime'] as const;
-  const valueOf = (type: (typeof TYPES)[number], i: number): Json => {
+  const cellValue = (type: (typeof TYPES)[number], i: number): Json => {
     if (i % 7 === 6) return null;
     switch (type) {
       case 'string':
@@ -275,7 +275,7 @@ describe('SortedIndex.build', () => {
         const entries: Entry[] = seeds.map((seed, i) => {
           const row: Row = {};
           fields.forEach((f, k) => {
-            row[f.name] = valueOf(f.type, (seed[k] as number) % (spread[k] as number));
+            row[f.name] = cellValue(f.type, (seed[k] as number) % (spread[k] as number));
           });
           return { key: `k${i}`, row, ord: i };
         });
@@ -303,7 +303,7 @@ describe('SortedIndex.build', () => {
     const entries: Entry[] = Array.from({ length: 600 }, (_, i) => {
       const row: Row = {};
       wide.forEach((f, k) => {
-        row[f.name] = valueOf(f.type, (i * ([7, 11, 13, 17, 19, 23, 29][k] as number)) % 600);
+        row[f.name] = cellValue(f.type, (i * ([7, 11, 13, 17, 19, 23, 29][k] as number)) % 600);
       });
       return { key: `k${i}`, row, ord: i };
     });
