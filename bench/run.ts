@@ -41,7 +41,7 @@ const figures: Figure[] = [];
 const backend = fakeIndexedDb(String(machine['fake-indexeddb']));
 if ([1, 2, 3, 4].some((w) => only.has(w))) {
   await warmUp(backend);
-  const all = await localWorkloads(backend, local);
+  const all = await localWorkloads(backend, local, only);
   figures.push(...all.filter((f) => only.has(f.workload)));
 }
 if (only.has(5) || only.has(6) || only.has(9)) {

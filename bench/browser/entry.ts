@@ -11,8 +11,10 @@ import { localWorkloads, warmUp } from '../workloads/local.js';
 
 declare global {
   interface Window {
-    userdbBench(quick: boolean): Promise<Figure[]>;
+    userdbBench(quick: boolean, only: readonly number[]): Promise<Figure[]>;
     benchLog?: (line: string) => void;
+    /** Full GC of this page's heap, then its used size in bytes (exposed by the runner over CDP). */
+    benchHeap?: () => Promise<number>;
   }
 }
 
@@ -38,11 +40,19 @@ const realIndexedDb: Backend = {
     await clearLocal(place.userId);
     await deleteDatabase(`raw:${place.userId}`);
   },
+  heap: {
+    afterGc: async () => {
+      const measure = window.benchHeap;
+      if (measure === undefined) throw new Error('the runner did not expose benchHeap');
+      return measure();
+    },
+    how: 'Chromium used JS heap after a full GC (CDP HeapProfiler.collectGarbage, Runtime.getHeapUsage)',
+  },
 };
 
-window.userdbBench = async (quick: boolean) => {
+window.userdbBench = async (quick: boolean, only: readonly number[]) => {
   const log = (line: string) => window.benchLog?.(line);
   await warmUp(realIndexedDb);
-  const figures = await localWorkloads(realIndexedDb, localConfig(quick, log));
+  const figures = await localWorkloads(realIndexedDb, localConfig(quick, log), new Set(only));
   return figures.map((f) => ({ ...f, note: f.note }));
 };

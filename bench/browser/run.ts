@@ -5,7 +5,11 @@
  * or with `--save` the tracked bench/results/browser.json.
  *
  * Browser: CHROMIUM_PATH, else /usr/bin/chromium, else the binary of @sparticuz/chromium.
- * Options: `--quick` (small sizes, few repeats), `--out=name`, `--save`.
+ * Options: `--quick` (small sizes, few repeats), `--only=4` or `--only=1,3` (some of workloads
+ * 1–4), `--out=name`, `--save`.
+ *
+ * Heap figures (workload 4) come from the page's V8 isolate through the DevTools protocol: a full
+ * garbage collection (`HeapProfiler.collectGarbage`), then `Runtime.getHeapUsage`.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -30,6 +34,15 @@ const FLAGS = [
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const save = args.includes('--save');
+const only = [
+  ...new Set(
+    (args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? '1,2,3,4').split(',').map(Number),
+  ),
+].sort((a, b) => a - b);
+if (only.length === 0 || only.some((w) => ![1, 2, 3, 4].includes(w))) {
+  process.stderr.write('--only takes workload numbers among 1,2,3,4 (e.g. --only=4)\n');
+  process.exit(2);
+}
 const out =
   args.find((a) => a.startsWith('--out='))?.slice('--out='.length) ?? (quick ? 'browser-quick' : 'browser');
 const log = (line: string) =>
@@ -95,12 +108,18 @@ try {
   page.setDefaultTimeout(0);
   page.on('pageerror', (e) => log(`page error: ${e.message}`));
   await page.exposeFunction('benchLog', (line: string) => log(line));
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('HeapProfiler.enable');
+  await page.exposeFunction('benchHeap', async () => {
+    for (let i = 0; i < 3; i++) await cdp.send('HeapProfiler.collectGarbage');
+    return (await cdp.send('Runtime.getHeapUsage')).usedSize;
+  });
   await page.goto(`http://127.0.0.1:${port}/`);
   await page.waitForFunction(() => typeof window.userdbBench === 'function');
   userAgent = await page.evaluate(() => navigator.userAgent);
   if (!(await page.evaluate(() => self.crossOriginIsolated)))
     log('warning: not cross-origin isolated (100 µs timer)');
-  figures = await page.evaluate((q) => window.userdbBench(q), quick);
+  figures = await page.evaluate(([q, w]) => window.userdbBench(q, w), [quick, only] as const);
 } finally {
   await browser.close();
   http.close();
@@ -116,7 +135,7 @@ const run: RunResult = {
     indexedDB: 'real IndexedDB (Chromium, on disk, fresh profile)',
     userAgent,
   },
-  config: { quick, workloads: '1,2,3,4', seed: 'fixed (mulberry32; rows seed 1, edits seed 4242+rows)' },
+  config: { quick, workloads: only.join(','), seed: 'fixed (mulberry32; rows seed 1, edits seed 4242+rows)' },
   // JSON has no NaN: the page returned nulls for figures it could not measure.
   figures: figures.map((f) => ({ ...f, value: f.value ?? Number.NaN })),
 };

@@ -18,4 +18,11 @@ export interface Backend {
   fresh(): Place;
   /** Deletes what `place` holds (its databases must be closed). */
   dispose(place: Place): Promise<void>;
+  /** The used heap after a full garbage collection, where it can be measured. */
+  readonly heap?: {
+    /** Runs a full garbage collection, then returns the used JavaScript heap in bytes. */
+    afterGc(): Promise<number>;
+    /** How it is measured, e.g. "Node heapUsed after a full GC". */
+    readonly how: string;
+  };
 }

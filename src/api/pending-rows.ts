@@ -21,7 +21,6 @@ import {
   applyKeyed,
   type Json,
   jsonEqual,
-  type KeyedDoc,
   type KeyedTable,
   type PatchOp,
   parseKeyedPath,
@@ -141,7 +140,7 @@ export function replayRows(
  * @example
  * ```ts
  * const pending = new PendingRows();
- * pending.reset(toKeyed(base.doc), entries, (t) => view.schemaOf(t));
+ * pending.reset((t, k) => baseView.getRow(t, k), entries, (t) => view.schemaOf(t));
  * pending.add(seq, ops, (t, k) => view.getRow(t, k), (t) => view.schemaOf(t)); // before view.apply(ops)
  * ```
  */
@@ -167,12 +166,12 @@ export class PendingRows {
   }
 
   /** Starts over from a base and the entries replayed on it (a rebuild of the view). */
-  reset(base: KeyedDoc, entries: readonly { seq: number; ops: PatchOp[] }[], schemaOf: SchemaOf): void {
+  reset(
+    confirmed: (table: string, key: string) => Row | undefined,
+    entries: readonly { seq: number; ops: PatchOp[] }[],
+    schemaOf: SchemaOf,
+  ): void {
     this.clear();
-    const confirmed = (table: string, key: string): Row | undefined => {
-      const t = getOwn(base.tables, table);
-      return t === undefined ? undefined : getOwn(t.rows, key);
-    };
     for (const e of entries) this.add(e.seq, e.ops, confirmed, schemaOf);
   }
 

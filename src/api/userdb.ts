@@ -30,7 +30,6 @@ import {
   isFieldType,
   type Json,
   jsonEqual,
-  type KeyedDoc,
   type KeyedTable,
   keyedPath,
   type PatchOp,
@@ -1300,8 +1299,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
   ): Promise<{ changed: Set<string>; conflicts: RebaseConflict[]; problems: UserDbError[] }> {
     const snapshot = await this.store.load();
     const problems: UserDbError[] = [...snapshot.problems];
-    const keyedBase = toKeyed(snapshot.base.doc);
-    const { view, conflicts, bad } = replay(keyedBase, snapshot.entries);
+    const { view, conflicts, bad } = replay(snapshot.base.doc, snapshot.entries);
     if (bad.length > 0) {
       await this.store.quarantineEntries(bad);
       for (const b of bad) {
@@ -1313,7 +1311,7 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
       }
     }
     const rows = new ChangeSet();
-    const changed = this.view.replaceAll(view.toKeyed(), rows);
+    const changed = this.view.replaceWith(view, rows);
     // rows of these tables changed without being collected: their queries re-evaluate in full
     for (const t of alsoChanged ?? []) {
       changed.add(t);
@@ -1322,11 +1320,10 @@ export class UserDb<S extends SchemaDefinition = SchemaDefinition> {
     this.generation = snapshot.base.generation;
     this.unverifiedSince = undefined;
     const badSeqs = new Set(bad.map((b) => b.seq));
-    this.pending.reset(
-      keyedBase,
-      snapshot.entries.filter((e) => !badSeqs.has(e.seq)),
-      this.schemaOf,
-    );
+    const entries = snapshot.entries.filter((e) => !badSeqs.has(e.seq));
+    // the confirmed values of the rows pending entries touch (keyed lazily: rows are made on read)
+    const base = entries.length > 0 ? View.fromCompact(snapshot.base.doc) : undefined;
+    this.pending.reset((t, k) => base?.getRow(t, k), entries, this.schemaOf);
     const last = snapshot.entries.at(-1);
     if (last !== undefined) this.appliedSeq = Math.max(this.appliedSeq, last.seq);
     this.live.notify(rows);
@@ -1452,10 +1449,10 @@ function rowDiff(layer: ReadLayer, name: string, incoming: KeyedTable): PatchOp[
  * its patch, not of the document), setting aside entries whose ops are malformed.
  */
 function replay(
-  base: KeyedDoc,
+  base: CompactDoc,
   entries: readonly OutboxEntry[],
 ): { view: View; conflicts: RebaseConflict[]; bad: { seq: number; reason: string }[] } {
-  const view = View.fromKeyed(base);
+  const view = View.fromCompact(base);
   const conflicts: RebaseConflict[] = [];
   const bad: { seq: number; reason: string }[] = [];
   for (const entry of entries) {

@@ -13,7 +13,7 @@ export { canonicalCompact, tableToCompact, tableToKeyed, toCompact, toKeyed } fr
 export { encodeValue, FIELD_TYPES, isFieldType, isValidValue, type ValueLocation } from './fields.js';
 export { isJson, jsonEqual, storableIssue, textIssue } from './json.js';
 export { applyKeyed, realignTable } from './keyed.js';
-export { keyOf, PK_FIELD_TYPES, rowKey } from './keys.js';
+export { keyFields, keyOf, PK_FIELD_TYPES, rowKey } from './keys.js';
 export { keyedOp } from './ops.js';
 export {
   escapePointer,
@@ -25,6 +25,7 @@ export {
   unescapePointer,
 } from './pointer.js';
 export { type RebaseConflict, type RebaseConflictKind, type RebaseResult, rebase } from './rebase.js';
+export { keyOfArray, schemaInfo } from './schema-info.js';
 export * from './types.js';
 export {
   checkTableName,

@@ -265,19 +265,39 @@ function planFor(q: CompiledQuery, index: SortedIndex, k: number): Plan | undefi
     pinned.add(f.name);
   }
   const p = prefix.length;
-  let ranges: [number, number][] = [[index.bound(prefix, false), index.bound(prefix, true)]];
-  let narrowed = p > 0;
-  let multi = false;
   const next = fields[p];
+  const inC = next && q.conditions.find((c) => c.field === next.name && c.op === 'in');
+  const lower = next && q.conditions.find((c) => c.field === next.name && (c.op === '>' || c.op === '>='));
+  const upper = next && q.conditions.find((c) => c.field === next.name && (c.op === '<' || c.op === '<='));
+  const inVals =
+    next === undefined || inC === undefined
+      ? undefined
+      : [...new Set(inC.values.map((v) => sortValue(v, next.type)))].sort(compareSortValues);
+  const narrowed = p > 0 || inC !== undefined || lower !== undefined || upper !== undefined;
+  const multi = inVals !== undefined && inVals.length > 1;
+  // order: the index fields after the pinned prefix must be exactly the sort keys (pinned ones left
+  // out), all in one direction; with no sort keys, a fully pinned prefix reads in table order
+  const sortLeft = q.sort.filter((s) => !pinned.has(s.field));
+  const rest = fields.slice(p);
+  let ordered = false;
+  let desc = false;
+  if (!multi) {
+    if (sortLeft.length === 0) ordered = rest.length === 0;
+    else if (
+      sortLeft.length === rest.length &&
+      sortLeft.every((s, i) => s.field === rest[i]?.name && s.sign === (sortLeft[0] as SortField).sign)
+    ) {
+      ordered = true;
+      desc = (sortLeft[0] as SortField).sign < 0;
+    }
+  }
+  // decided from the query and the index's fields alone: an index that cannot help is not read
+  // (a lazy index is built only when a query can use it)
+  if (!narrowed && !ordered) return undefined;
+  let ranges: [number, number][] = [[index.bound(prefix, false), index.bound(prefix, true)]];
   if (next !== undefined) {
-    const inC = q.conditions.find((c) => c.field === next.name && c.op === 'in');
-    const lower = q.conditions.find((c) => c.field === next.name && (c.op === '>' || c.op === '>='));
-    const upper = q.conditions.find((c) => c.field === next.name && (c.op === '<' || c.op === '<='));
-    if (inC !== undefined) {
-      const vals = [...new Set(inC.values.map((v) => sortValue(v, next.type)))].sort(compareSortValues);
-      ranges = vals.map((v) => [index.bound([...prefix, v], false), index.bound([...prefix, v], true)]);
-      narrowed = true;
-      multi = vals.length > 1;
+    if (inVals !== undefined) {
+      ranges = inVals.map((v) => [index.bound([...prefix, v], false), index.bound([...prefix, v], true)]);
     } else if (lower !== undefined || upper !== undefined) {
       const range = ranges[0] as [number, number];
       // ranges never match null
@@ -295,26 +315,8 @@ function planFor(q: CompiledQuery, index: SortedIndex, k: number): Plan | undefi
         else hi = Math.min(hi, index.bound([...prefix, v], c.op === '<='));
       }
       ranges = [[lo, Math.max(lo, hi)]];
-      narrowed = true;
     }
   }
-  // order: the index fields after the pinned prefix must be exactly the sort keys (pinned ones left
-  // out), all in one direction; with no sort keys, a fully pinned prefix reads in table order
-  const sortLeft = q.sort.filter((s) => !pinned.has(s.field));
-  const rest = fields.slice(p);
-  let ordered = false;
-  let desc = false;
-  if (!multi) {
-    if (sortLeft.length === 0) ordered = rest.length === 0;
-    else if (
-      sortLeft.length === rest.length &&
-      sortLeft.every((s, i) => s.field === rest[i]?.name && s.sign === (sortLeft[0] as SortField).sign)
-    ) {
-      ordered = true;
-      desc = (sortLeft[0] as SortField).sign < 0;
-    }
-  }
-  if (!narrowed && !ordered) return undefined;
   const count = ranges.reduce((n, [lo, hi]) => n + (hi - lo), 0);
   const needsSort = q.sort.length > 0 || !ordered;
   // rows read, plus a quarter for sorting what a plan does not read in order

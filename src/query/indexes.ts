@@ -13,6 +13,11 @@ export interface Entry {
   readonly key: string;
   row: Row;
   ord: number;
+  /**
+   * The value of field `name` (null when absent), as `row[name]` would give it, for entries that can
+   * tell without making their row (see the view's rows read from the compact base).
+   */
+  cell?(name: string): Json;
 }
 
 /** One indexed field. */
@@ -96,9 +101,34 @@ export class SortedIndex {
   private items: Entry[] = [];
   /** Whether values need normalizing (datetimes): then searches normalize each value they read. */
   private readonly plain: boolean;
+  /** Set while the index is not built: where its entries come from when it is first read. */
+  private source: (() => Iterable<Entry>) | undefined;
 
   constructor(readonly fields: readonly IndexField[]) {
     this.plain = fields.every((f) => f.type !== 'datetime');
+  }
+
+  /**
+   * An index built on its first read (any of {@link size}, {@link at}, {@link bound}) from the
+   * entries `source` yields then. Until then {@link insert} and {@link remove} do nothing: the
+   * build reads the rows as they are at that time.
+   */
+  static lazy(fields: readonly IndexField[], source: () => Iterable<Entry>): SortedIndex {
+    const index = new SortedIndex(fields);
+    index.source = source;
+    return index;
+  }
+
+  /** False until a lazy index was first read (and built). */
+  get built(): boolean {
+    return this.source === undefined;
+  }
+
+  /** The sorted entries, building the index first if it is lazy and not built yet. */
+  private get list(): Entry[] {
+    const source = this.source;
+    if (source !== undefined) this.build(source());
+    return this.items;
   }
 
   /** The indexed field names. */
@@ -108,12 +138,12 @@ export class SortedIndex {
 
   /** The number of indexed rows. */
   get size(): number {
-    return this.items.length;
+    return this.list.length;
   }
 
   /** The entry at position `i`. */
   at(i: number): Entry {
-    return this.items[i] as Entry;
+    return this.list[i] as Entry;
   }
 
   /** The normalized index values of `row`. */
@@ -142,12 +172,72 @@ export class SortedIndex {
     return false;
   }
 
-  /** Replaces the content by `entries` (in any order). */
+  /**
+   * Replaces the content by `entries` (in any order). Each field's distinct values are sorted once
+   * and replaced by their rank, so the rows are sorted by one number (their ranks in mixed radix)
+   * and then by `ord`: by counting when there are few distinct keys and the entries come in table
+   * order (as the view gives them), else by a comparison sort on those numbers.
+   */
   build(entries: Iterable<Entry>): void {
-    const decorated: { entry: Entry; vals: Json[] }[] = [];
-    for (const entry of entries) decorated.push({ entry, vals: this.valuesOf(entry.row) });
-    decorated.sort((a, b) => comparePrefix(a.vals, b.vals) || a.entry.ord - b.entry.ord);
-    this.items = decorated.map((d) => d.entry);
+    this.source = undefined;
+    const list: Entry[] = [];
+    const columns: Json[][] = this.fields.map(() => []);
+    for (const entry of entries) {
+      list.push(entry);
+      for (let k = 0; k < this.fields.length; k++) {
+        const f = this.fields[k] as IndexField;
+        const v = entry.cell === undefined ? cell(entry.row, f.name) : entry.cell(f.name);
+        (columns[k] as Json[]).push(sortValue(v, f.type));
+      }
+    }
+    const n = list.length;
+    const keys = new Float64Array(n);
+    let radix = 1;
+    for (const column of columns) {
+      const distinct = [...new Set(column)].sort(compareSortValues);
+      radix *= distinct.length;
+      if (radix > 2 ** 52) {
+        this.buildByValues(list, columns);
+        return;
+      }
+      const rank = new Map<Json, number>();
+      for (let i = 0; i < distinct.length; i++) rank.set(distinct[i] as Json, i);
+      for (let i = 0; i < n; i++)
+        keys[i] = (keys[i] as number) * distinct.length + (rank.get(column[i] as Json) as number);
+    }
+    let inOrder = true;
+    for (let i = 1; i < n && inOrder; i++) inOrder = (list[i - 1] as Entry).ord < (list[i] as Entry).ord;
+    if (inOrder && radix <= Math.max(1024, 2 * n)) {
+      // counting sort: stable, so rows with equal values stay in table order
+      const counts = new Uint32Array(radix + 1);
+      for (let i = 0; i < n; i++) {
+        const slot = (keys[i] as number) + 1;
+        counts[slot] = (counts[slot] as number) + 1;
+      }
+      for (let r = 0; r < radix; r++) counts[r + 1] = (counts[r + 1] as number) + (counts[r] as number);
+      const items: Entry[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const key = keys[i] as number;
+        const at = counts[key] as number;
+        counts[key] = at + 1;
+        items[at] = list[i] as Entry;
+      }
+      this.items = items;
+      return;
+    }
+    const order = Array.from({ length: n }, (_, i) => i);
+    order.sort(
+      (a, b) => (keys[a] as number) - (keys[b] as number) || (list[a] as Entry).ord - (list[b] as Entry).ord,
+    );
+    this.items = order.map((i) => list[i] as Entry);
+  }
+
+  /** {@link build} for keys too many to number: a comparison sort on the values. */
+  private buildByValues(list: readonly Entry[], columns: readonly Json[][]): void {
+    const order = Array.from({ length: list.length }, (_, i) => i);
+    const vals = (i: number) => columns.map((c) => c[i] as Json);
+    order.sort((a, b) => comparePrefix(vals(a), vals(b)) || (list[a] as Entry).ord - (list[b] as Entry).ord);
+    this.items = order.map((i) => list[i] as Entry);
   }
 
   /** The position of `entry` (with its current row and ord) in the sort order. */
@@ -167,11 +257,13 @@ export class SortedIndex {
 
   /** Adds `entry` (with its current row and ord). */
   insert(entry: Entry): void {
+    if (this.source !== undefined) return;
     this.items.splice(this.position(entry), 0, entry);
   }
 
   /** Removes `entry` (as it was inserted: call before changing its row). */
   remove(entry: Entry): void {
+    if (this.source !== undefined) return;
     const lo = this.position(entry);
     if (this.items[lo] === entry) this.items.splice(lo, 1);
     else {
@@ -185,11 +277,12 @@ export class SortedIndex {
    * (strictly greater when `strict`). `vals` are normalized values.
    */
   bound(vals: readonly Json[], strict: boolean): number {
+    const items = this.list;
     let lo = 0;
-    let hi = this.items.length;
+    let hi = items.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const d = this.compareRow((this.items[mid] as Entry).row, vals);
+      const d = this.compareRow((items[mid] as Entry).row, vals);
       if (d < 0 || (strict && d === 0)) lo = mid + 1;
       else hi = mid;
     }

@@ -13,11 +13,15 @@
  */
 import {
   applyKeyed,
+  type CompactDoc,
+  type CompactTable,
   isValidValue,
   type Json,
   jsonEqual,
   type KeyedDoc,
   type KeyedTable,
+  keyFields,
+  keyOfArray,
   type PatchOp,
   parseKeyedPath,
   type RebaseConflict,
@@ -25,6 +29,7 @@ import {
   rebase,
   rowKey,
   sameSchema,
+  schemaInfo,
   type TableSchema,
 } from '../doc/index.js';
 import type { ChangeSet } from './changes.js';
@@ -128,6 +133,124 @@ export function currentKey(schema: TableSchema, table: string, value: Json): str
   }
 }
 
+/** True for a string that is an array index, which a plain object lists first, in numeric order. */
+function isIndexKey(key: string): boolean {
+  const c = key.charCodeAt(0);
+  if (c < 48 || c > 57) return false;
+  return /^(?:0|[1-9]\d*)$/.test(key) && Number(key) < 4294967295;
+}
+
+/** How the rows of one compact table become keyed rows. */
+class RowShape {
+  private readonly names: string[];
+  private readonly special: number;
+  /** The position of each field in the row arrays. */
+  readonly position: ReadonlyMap<string, number>;
+
+  constructor(schema: TableSchema) {
+    this.names = schema.fields.map((f) => f.name);
+    this.position = new Map(this.names.map((n, i) => [n, i]));
+    this.special = this.names.indexOf('__proto__');
+  }
+
+  /** The frozen keyed row of `values` (its array and object cells frozen in place and shared). */
+  row(values: readonly Json[]): Row {
+    const row: Row = {};
+    const names = this.names;
+    for (let j = 0; j < names.length; j++) {
+      const v = values[j] ?? null;
+      if (typeof v === 'object' && v !== null) deepFreeze(v);
+      if (j === this.special) {
+        Object.defineProperty(row, '__proto__', {
+          value: v,
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
+      } else row[names[j] as string] = v;
+    }
+    return Object.freeze(row);
+  }
+}
+
+/**
+ * An entry read from a compact table: its keyed row is made (and frozen) when it is first read, so
+ * that opening a database builds no row object a query does not read. Once made, the row is the
+ * one object every later read returns.
+ */
+class CompactEntry implements Entry {
+  private made: Row | undefined;
+
+  constructor(
+    readonly key: string,
+    private values: readonly Json[] | undefined,
+    public ord: number,
+    private readonly shape: RowShape,
+  ) {}
+
+  get row(): Row {
+    let row = this.made;
+    if (row === undefined) {
+      row = this.shape.row(this.values as readonly Json[]);
+      this.made = row;
+      this.values = undefined;
+    }
+    return row;
+  }
+
+  set row(row: Row) {
+    this.made = row;
+    this.values = undefined;
+  }
+
+  cell(name: string): Json {
+    const values = this.values;
+    if (values === undefined) {
+      const row = this.made as Row;
+      return Object.hasOwn(row, name) ? (row[name] as Json) : null;
+    }
+    const j = this.shape.position.get(name);
+    return j === undefined ? null : (values[j] ?? null);
+  }
+}
+
+/**
+ * The entries of a valid compact table in the order the keyed form lists them (the order of a
+ * plain object's keys: array-index keys first, in numeric order), their rows made on first read.
+ */
+function compactEntries(name: string, table: CompactTable): Map<string, Entry> {
+  const schema = table.schema;
+  keyFields(schema, name);
+  const info = schemaInfo(schema);
+  const shape = new RowShape(schema);
+  const map = new Map<string, Entry>();
+  let indexKeys = false;
+  let ord = 0;
+  for (const values of table.rows) {
+    const key = keyOfArray(info, values);
+    const e = map.get(key);
+    if (e !== undefined)
+      e.row = shape.row(values); // as a second property write: the first position stays
+    else map.set(key, new CompactEntry(key, values, ord++, shape));
+    if (!indexKeys && isIndexKey(key)) indexKeys = true;
+  }
+  if (!indexKeys) return map;
+  const ordered = new Map<string, Entry>();
+  ord = 0;
+  const first = [...map.values()].filter((e) => isIndexKey(e.key));
+  first.sort((x, y) => Number(x.key) - Number(y.key));
+  for (const e of first) {
+    e.ord = ord++;
+    ordered.set(e.key, e);
+  }
+  for (const e of map.values()) {
+    if (isIndexKey(e.key)) continue;
+    e.ord = ord++;
+    ordered.set(e.key, e);
+  }
+  return ordered;
+}
+
 interface ViewTable {
   schema: TableSchema;
   /** The rows in table order; each entry's `ord` increases in that order. */
@@ -169,6 +292,24 @@ export class View implements ReadLayer {
     return view;
   }
 
+  /**
+   * A view holding the valid compact document `doc` (validate untrusted input with
+   * `parseCompactDoc` first): the same content as `View.fromKeyed(toKeyed(doc))`, without the keyed
+   * copy. Each row object is made (and frozen, its array and object cells in place) when it is
+   * first read; until then the view holds the row's array.
+   */
+  static fromCompact(doc: CompactDoc): View {
+    const view = new View();
+    for (const name of Object.keys(doc.tables)) {
+      const table = doc.tables[name] as CompactTable;
+      const rows = compactEntries(name, table);
+      const t: ViewTable = { schema: table.schema, rows, next: rows.size, indexes: [] };
+      view.buildIndexes(name, t);
+      view.tables.set(name, t);
+    }
+    return view;
+  }
+
   private makeTable(
     name: string,
     schema: TableSchema,
@@ -197,16 +338,16 @@ export class View implements ReadLayer {
         fields.push({ name: n, type: def.type });
       }
       if (fields.length !== names.length || fields.length === 0) continue;
-      const index = new SortedIndex(fields);
-      index.build(t.rows.values());
-      t.indexes.push(index);
+      // built on first use by a query, from the rows of that time; kept exact from then on
+      t.indexes.push(SortedIndex.lazy(fields, () => t.rows.values()));
     }
   }
 
   /**
    * Declares the indexes of `table` (each a list of field names; fields missing from the table's
-   * schema, or of a type without an order, make that index unused). Builds them at once when the
-   * table exists, and whenever it is created or its schema changes later.
+   * schema, or of a type without an order, make that index unused). An index is built when a query
+   * first reads it (from the rows of that time) and kept exact under every change from then on;
+   * a new table, or a table whose schema changes, gets fresh indexes, built again on first use.
    */
   setIndexes(table: string, defs: IndexDefs): void {
     this.indexDefs.set(table, defs);
@@ -276,8 +417,9 @@ export class View implements ReadLayer {
       if (e !== undefined) for (const index of t.indexes) index.remove(e);
       t.rows.delete(key);
     } else if (e !== undefined) {
-      // an index whose fields did not change keeps the entry where it is
-      const moved = t.indexes.filter((index) => index.moves(e.row, row));
+      // an index whose fields did not change keeps the entry where it is (one not built yet is
+      // built from the rows as they are when it is first read)
+      const moved = t.indexes.filter((index) => index.built && index.moves(e.row, row));
       for (const index of moved) index.remove(e);
       e.row = row;
       for (const index of moved) index.insert(e);
@@ -458,6 +600,24 @@ export class View implements ReadLayer {
       }
     }
     this.tables = next;
+    return changed;
+  }
+
+  /**
+   * Replaces the whole content by that of `other` (which must not be used afterwards), as
+   * {@link replaceAll} with `other.toKeyed()` does. When this view holds no table (at open), it takes
+   * `other`'s tables over without copying them; every table counts as changed as a whole.
+   */
+  replaceWith(other: View, rows?: ChangeSet): Set<string> {
+    if (this.tables.size > 0) return this.replaceAll(other.toKeyed(), rows);
+    const changed = new Set<string>();
+    for (const [name, t] of other.tables) {
+      this.buildIndexes(name, t);
+      this.tables.set(name, t);
+      changed.add(name);
+      rows?.table(name);
+    }
+    other.tables = new Map();
     return changed;
   }
 

@@ -183,6 +183,75 @@ describe('indexed queries', () => {
   });
 });
 
+describe('declared indexes at start-up', () => {
+  it('are built by the first query that can use them, from the rows of that time, then followed', async () => {
+    const env = freshEnv();
+    const first = await createUserDb({ ...env, schema });
+    await first.transaction(async () => {
+      for (let i = 0; i < 30; i++) await first.table('tasks').insert(task(i));
+    });
+    // the rows become the stored base, as after a push
+    const store = localStore(first as unknown as UserDb);
+    await store.commitPush({
+      newBase: await first.export(),
+      updatedAt: '2026-01-01T00:00:00.000001+00:00',
+      upToSeq: (await store.outboxBounds()).last,
+      exact: true,
+    });
+    await first.close();
+
+    const db = await createUserDb({ ...env, schema });
+    const tasks = db.table('tasks');
+    const open = tasks.query().where('status', '==', 'open');
+    const byScan = async () =>
+      (await tasks.query().toArray()).filter((t) => t.status === 'open').map((t) => t.id);
+    try {
+      // changes before any query uses the index: writes, a rolled-back transaction, a pull
+      await tasks.update('t001', { status: 'open' });
+      await tasks.delete('t000');
+      await db
+        .transaction(async () => {
+          await tasks.update('t003', { status: 'closed' });
+          throw new Error('undo');
+        })
+        .catch(() => undefined);
+      const doc = await db.export();
+      const schemaOf = doc.tables.tasks as { schema: { fields: { name: string }[] }; rows: unknown[][] };
+      const statusAt = schemaOf.schema.fields.findIndex((f) => f.name === 'status');
+      (schemaOf.rows[4] as unknown[])[statusAt] = 'open';
+      const s = localStore(db as unknown as UserDb);
+      await s.commitPush({
+        newBase: await db.export(),
+        updatedAt: '2026-01-01T00:00:00.000002+00:00',
+        upToSeq: (await s.outboxBounds()).last,
+        exact: true,
+      });
+      await s.replaceBase(doc, '2026-01-01T00:00:00.000003+00:00');
+      await rebuildView(db as unknown as UserDb);
+      const expected = await byScan();
+      expect(expected).toContain('t001');
+      expect(expected).toContain('t005');
+      expect(expected).not.toContain('t000');
+      expect((await open.toArray()).map((t) => t.id)).toEqual(expected);
+      expect(expected).toHaveLength(11);
+      expect(await open.explain()).toEqual({ via: 'index', index: ['status'], touched: 11, rows: 11 });
+      // and after it was built
+      await tasks.update('t006', { status: 'review' });
+      await tasks.insert(task(90, { status: 'open' }));
+      await db
+        .transaction(async () => {
+          await tasks.update('t009', { status: 'closed' });
+          throw new Error('undo');
+        })
+        .catch(() => undefined);
+      expect((await open.toArray()).map((t) => t.id)).toEqual(await byScan());
+      expect((await open.explain()).touched).toBe(11);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
 describe('db.createIndex (tables created at run time)', () => {
   it('indexes an untyped table in memory, with typed errors for bad fields', async () => {
     const db = await createUserDb({ ...freshEnv() });
