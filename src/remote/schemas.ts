@@ -79,9 +79,14 @@ export const changeSchema = z.object({
   batch_seq: batchSeqSchema,
 });
 
-/** `userdb_pull(since, delta => true)` answering a chain of changes. */
+/**
+ * `userdb_pull(since, delta => true)` answering a chain of changes, oldest first: `before` is sent
+ * only on the first (each other's is the previous `after`).
+ */
 export const changesResponseSchema = z.object({
-  changes: z.array(changeSchema.extend({ ops: z.array(compactOpSchema) })).min(1),
+  changes: z
+    .array(changeSchema.extend({ before: tokenSchema.optional(), ops: z.array(compactOpSchema) }))
+    .min(1),
   updated_at: tokenSchema,
 });
 

@@ -426,14 +426,17 @@ export function parsePullAnswer(data: unknown, since: string | null): RemotePull
     if (!parsed.success) {
       throw new InvalidChangeError(`userdb_pull: malformed change chain: ${issuesText(parsed.error)}`);
     }
-    const changes = parsed.data.changes.map(toDelta);
+    const changes: RemoteDelta[] = [];
     let at = since;
-    for (const [i, c] of changes.entries()) {
-      if (at !== null && !sameToken(c.before, at)) {
+    for (const [i, c] of parsed.data.changes.entries()) {
+      // `before` is sent on the first change only; a change that has one must continue the chain
+      const before = c.before ?? at;
+      if (before === null || (at !== null && !sameToken(before, at))) {
         throw new InvalidChangeError(
-          `userdb_pull: change ${i} starts at ${c.before}, expected ${at}: the chain is not continuous`,
+          `userdb_pull: change ${i} starts at ${String(before)}, expected ${String(at)}: the chain is not continuous`,
         );
       }
+      changes.push(toDelta({ ...c, before }));
       at = c.after;
     }
     if (!sameToken(at, parsed.data.updated_at)) {

@@ -12,10 +12,12 @@
 --   userdb_pull(since timestamptz = null, delta boolean = false) -> jsonb
 --       null                                  no document, or nothing newer than since
 --       {db, updated_at}                      the whole document
---       {changes: [{before, after, ops, client_id, batch_seq}, ...], updated_at}
---                                             with delta, when the log holds an unbroken
+--       {changes: [{before, after, ops, client_id, batch_seq}, {after, ops, ...}, ...],
+--        updated_at}                          with delta, when the log holds an unbroken
 --                                             chain of known changes from since to the
---                                             current token, smaller than the document
+--                                             current token, smaller than the document;
+--                                             oldest first, `before` only on the first
+--                                             (each other's is the previous `after`)
 --   userdb_patch(...)                         also 22023 when client_id is not 1 to 128
 --                                             characters; `clients` counts in the size limit
 --
@@ -598,12 +600,15 @@ begin
         end if;
         exit when v_bytes >= v_doc_bytes;
       end if;
-      v_changes := v_changes || jsonb_build_object('before', r.before, 'after', r.after, 'ops', r.ops,
-                                                   'client_id', r.client_id, 'batch_seq', r.batch_seq);
       if r.before = since then
+        -- the oldest entry: the only one that carries `before` (the others' is the previous `after`)
+        v_changes := v_changes || jsonb_build_object('before', r.before, 'after', r.after, 'ops', r.ops,
+                                                     'client_id', r.client_id, 'batch_seq', r.batch_seq);
         v_ok := true;
         exit;
       end if;
+      v_changes := v_changes || jsonb_build_object('after', r.after, 'ops', r.ops,
+                                                   'client_id', r.client_id, 'batch_seq', r.batch_seq);
       v_expect := r.before;
     end loop;
     if v_ok then

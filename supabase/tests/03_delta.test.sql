@@ -4,7 +4,7 @@ set local client_min_messages = warning;
 create extension if not exists pgtap with schema extensions;
 set local search_path = public, extensions;
 
-select plan(16);
+select plan(17);
 
 insert into auth.users (id, aud, role, email) values
   ('aaaaaaaa-0000-4000-8000-00000000000a', 'authenticated', 'authenticated', 'a@example.test'),
@@ -31,7 +31,14 @@ select is(
   jsonb_build_object('before', current_setting('test.t0')::timestamptz, 'after', current_setting('test.t1')::timestamptz,
                      'ops', '[{"op":"replace","path":"/tables/t/rows/0/0","value":"one"}]'::jsonb,
                      'client_id', 'dev', 'batch_seq', 1),
-  'each change carries before, after, ops, client_id and batch_seq'
+  'the first change carries before, after, ops, client_id and batch_seq'
+);
+select is(
+  public.userdb_pull(current_setting('test.t0')::timestamptz, true) #> '{changes,1}',
+  jsonb_build_object('after', current_setting('test.t2')::timestamptz,
+                     'ops', '[{"op":"add","path":"/tables/t/rows/-","value":["two"]}]'::jsonb,
+                     'client_id', 'dev', 'batch_seq', 2),
+  'a later change carries no before: it is the previous after'
 );
 select is(
   public.userdb_pull(current_setting('test.t0')::timestamptz) ? 'db',

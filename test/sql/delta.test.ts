@@ -199,13 +199,13 @@ describe.each(engines().map((f) => [f.name, f] as const))('delta sync on %s', (_
       if (answer === null || !('changes' in answer)) throw new Error('expected a delta');
       expect(answer.updated_at).toBe(r.updated_at);
       expect(answer.changes).toHaveLength(5);
+      // oldest first; only the first carries `before` (each other's is the previous `after`)
       expect(answer.changes[0]!.before).toBe(token);
-      for (let i = 1; i < answer.changes.length; i++) {
-        expect(answer.changes[i]!.before).toBe(answer.changes[i - 1]!.after);
-      }
+      for (let i = 1; i < answer.changes.length; i++) expect(answer.changes[i]).not.toHaveProperty('before');
+      expect(answer.changes.map((c) => c.after)).toEqual(log.slice(-5).map((c) => c.after));
       expect(answer.changes.at(-1)!.after).toBe(r.updated_at);
+      expect(answer.changes[2]!.after).toBe(t1);
       expect(answer.changes[3]).toEqual({
-        before: t1,
         after: t2,
         ops: [{ op: 'replace', path: '/tables/projects/rows/0/1', value: 'set by userdb_set' }],
         client_id: null,
@@ -216,7 +216,10 @@ describe.each(engines().map((f) => [f.name, f] as const))('delta sync on %s', (_
 
       // From the middle of the chain; nothing newer; whole document without delta.
       const mid = await pull(uid, t1);
-      expect(mid !== null && 'changes' in mid && mid.changes.map((c) => c.before)).toEqual([t1, t2]);
+      expect(mid !== null && 'changes' in mid && mid.changes.map((c) => [c.before, c.after])).toEqual([
+        [t1, t2],
+        [undefined, r.updated_at],
+      ]);
       expect(await pull(uid, r.updated_at)).toBeNull();
       expect(await pull(uid, token, false)).toEqual({ db: (await stored(uid)).db, updated_at: r.updated_at });
       expect(await pull(uid, null)).toEqual({ db: (await stored(uid)).db, updated_at: r.updated_at });

@@ -31,6 +31,19 @@ describe('parsePullAnswer', () => {
     });
   });
 
+  it('reads a chain whose later changes carry no before (each starts at the previous after)', () => {
+    const { before: _, ...later } = change(2, 3);
+    const answer = parsePullAnswer({ changes: [change(1, 2), later], updated_at: t(3) }, canon(1));
+    expect(answer?.kind === 'changes' && answer.changes.map((c) => [c.before, c.after])).toEqual([
+      [canon(1), canon(2)],
+      [canon(2), canon(3)],
+    ]);
+    // a first change without before starts at since; without since it cannot be placed
+    const { before: __, ...first } = change(1, 2);
+    expect(parsePullAnswer({ changes: [first], updated_at: t(2) }, canon(1))?.kind).toBe('changes');
+    expect(() => parsePullAnswer({ changes: [first], updated_at: t(2) }, null)).toThrow(InvalidChangeError);
+  });
+
   it('reads a whole document and null', () => {
     const doc = { version: 1, tables: {} };
     expect(parsePullAnswer({ db: doc, updated_at: t(1) }, null)).toEqual({
