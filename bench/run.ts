@@ -5,7 +5,7 @@
  * (untracked), or with `--save` the tracked bench/results/node.json.
  *
  * Options: `--quick` (small sizes, few repeats: a smoke run), `--only=1,2,7` (some workloads),
- * `--out=name` (results file name, default `node`, or `node-quick` with --quick), `--save` (write the
+ * `--w9=delta` (workload 9 by delta only), `--out=name` (results file name, default `node`, or `node-quick` with --quick), `--save` (write the
  * tracked file).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -22,6 +22,10 @@ import { syncWorkloads } from './workloads/sync.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+// workload 9's modes: `--w9=delta` measures only delta sync (whole documents at 100k rows take long)
+const modes = (args.find((a) => a.startsWith('--w9='))?.slice('--w9='.length) ?? 'whole,delta')
+  .split(',')
+  .filter((m): m is 'delta' | 'whole' => m === 'delta' || m === 'whole');
 const save = args.includes('--save');
 const only = new Set(
   (args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? '1,2,3,4,5,6,7,8,9,10')
@@ -45,7 +49,7 @@ if ([1, 2, 3, 4].some((w) => only.has(w))) {
   figures.push(...all.filter((f) => only.has(f.workload)));
 }
 if (only.has(5) || only.has(6) || only.has(9)) {
-  const sync = await syncWorkloads({ quick, log }, only);
+  const sync = await syncWorkloads({ quick, log, modes }, only);
   figures.push(...sync.filter((f) => only.has(f.workload)));
 }
 if (only.has(7))

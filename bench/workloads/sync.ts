@@ -25,6 +25,8 @@ import { now, summarize } from '../lib/stats.js';
 export interface SyncBenchOptions {
   quick: boolean;
   log: (line: string) => void;
+  /** Workload 9's modes (default both): `delta`, `whole` (whole documents). */
+  modes?: readonly ('delta' | 'whole')[];
 }
 
 function label(rows: number): string {
@@ -391,7 +393,8 @@ async function deltaAt(
 /** Workload 9: delta sync and whole documents side by side. */
 async function deltaWorkload(server: ServerAddress, o: SyncBenchOptions): Promise<Figure[]> {
   const figures: Figure[] = [];
-  for (const delta of [false, true]) {
+  const modes = o.modes ?? ['whole', 'delta'];
+  for (const delta of [false, true].filter((d) => modes.includes(d ? 'delta' : 'whole'))) {
     let floor: number | undefined;
     for (const rows of o.quick ? [1000] : [1000, 10_000, 100_000]) {
       o.log(`9: ${delta ? 'delta' : 'whole documents'} at ${label(rows)} rows`);
