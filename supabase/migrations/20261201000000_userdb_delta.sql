@@ -627,6 +627,21 @@ $$;
 comment on function public.userdb_pull(timestamptz, boolean) is
   'The caller''s {db, updated_at}, or with delta the {changes, updated_at} since `since` when the log covers it and is smaller; null when nothing is newer than since.';
 
+-- Storage ----------------------------------------------------------------------------
+
+-- Every write rewrites the user's whole document (one JSONB value per user): compress it
+-- with lz4 where the server has it (PostgreSQL 14+ built with lz4, as on Supabase), about
+-- twice as fast as the default pglz on a 10 MB document for a slightly larger value. New
+-- values only: a document keeps its compression until its next write. Elsewhere (PGlite)
+-- the default stays.
+do $$
+begin
+  alter table public.user_databases alter column db set compression lz4;
+exception when feature_not_supported or undefined_object or syntax_error then
+  raise notice 'userdb: lz4 compression is not available here; documents keep the default';
+end
+$$;
+
 -- Privileges --------------------------------------------------------------------------
 
 revoke execute on function

@@ -4,7 +4,7 @@ set local client_min_messages = warning;
 create extension if not exists pgtap with schema extensions;
 set local search_path = public, extensions;
 
-select plan(17);
+select plan(18);
 
 insert into auth.users (id, aud, role, email) values
   ('aaaaaaaa-0000-4000-8000-00000000000a', 'authenticated', 'authenticated', 'a@example.test'),
@@ -115,6 +115,13 @@ set local role anon;
 select set_config('realtime.topic', 'userdb:aaaaaaaa-0000-4000-8000-00000000000a', true);
 select is((select count(*)::int from realtime.messages), 0, 'anon receives nothing');
 reset role;
+
+select is(
+  (select attcompression from pg_catalog.pg_attribute
+    where attrelid = 'public.user_databases'::regclass and attname = 'db'),
+  'l'::"char",
+  'documents are compressed with lz4 (PostgreSQL built with lz4)'
+);
 
 select * from finish();
 rollback;
