@@ -16,6 +16,7 @@
  * httpServer.on('upgrade', (req, socket, head) => realtime.handleUpgrade(req, socket, head));
  * ```
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
@@ -157,6 +158,9 @@ const BATCH = 1000;
 const MAX_DELIVERY_TRANSACTION_MS = 250;
 /** How long an idle delivery transaction waits for the next notification before ending. */
 const DELIVERY_LINGER_MS = 500;
+/** How long this server's rows in `_userdb_realtime.listeners` are valid, and how often they are renewed. */
+const LISTENER_TTL_SECONDS = 60;
+const LISTENER_REFRESH_MS = 20_000;
 /** Node timers cannot wait longer than this. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -230,6 +234,12 @@ export class RealtimeServer {
   #notified: (() => void) | undefined;
   #stopped = false;
   #delivered = 0;
+  /** This server's id in `_userdb_realtime.listeners`. */
+  readonly #serverId = randomUUID();
+  /** The listener rows last written (JSON of the pairs), and the queue of their updates. */
+  #listenerKey = '';
+  #listenerUpdates: Promise<void> = Promise.resolve();
+  #listenerTimer: NodeJS.Timeout | undefined;
   /** Table metadata, re-read when a few seconds old or when the row's columns changed. */
   readonly #tables = new Map<string, { info: TableInfo | undefined; at: number }>();
 
@@ -284,6 +294,13 @@ export class RealtimeServer {
     this.#pending = [];
     this.#notified?.();
     this.closeAllSockets();
+    clearInterval(this.#listenerTimer);
+    this.#listenerTimer = undefined;
+    this.#listenerKey = '';
+    await this.#listenerUpdates;
+    await this.#o.db
+      .query('delete from _userdb_realtime.listeners where server_id = $1', [this.#serverId])
+      .catch(() => undefined); // the database may be gone already; the rows expire anyway
     const unlisten = this.#unlisten;
     this.#unlisten = undefined;
     await unlisten?.().catch(() => undefined);
@@ -400,6 +417,58 @@ export class RealtimeServer {
     client.channels.clear();
     client.held = [];
     this.#clients.delete(client);
+    void this.#syncListeners().catch(() => undefined);
+  }
+
+  /** The (schema, table) pairs the open `postgres_changes` bindings can match (`'*'`: any table). */
+  #wantedListeners(): [string, string][] {
+    const pairs = new Map<string, [string, string]>();
+    for (const client of this.#clients) {
+      for (const channel of client.channels.values()) {
+        for (const b of channel.bindings) {
+          const pair: [string, string] = [b.schema, b.table ?? '*'];
+          pairs.set(JSON.stringify(pair), pair);
+        }
+      }
+    }
+    return [...pairs.values()].sort((a, b) => (a.join('.') < b.join('.') ? -1 : 1));
+  }
+
+  /**
+   * Writes this server's rows of `_userdb_realtime.listeners` (what the capture trigger asks
+   * before doing any work) when the wanted set changed, or renews them (`renew`). Serialized.
+   */
+  #syncListeners(renew = false): Promise<void> {
+    const run = async () => {
+      if (this.#stopped) return;
+      const wanted = this.#wantedListeners();
+      const key = JSON.stringify(wanted);
+      if (!renew && key === this.#listenerKey) return;
+      await this.#o.db.query(
+        `with wanted as (select x ->> 0 as s, x ->> 1 as t from jsonb_array_elements($2::jsonb) x),
+         gone as (
+           delete from _userdb_realtime.listeners l
+            where l.server_id = $1
+              and not exists (select 1 from wanted w where w.s = l.schema_name and w.t = l.table_name))
+         insert into _userdb_realtime.listeners (server_id, schema_name, table_name, expires_at)
+         select $1, s, t, clock_timestamp() + make_interval(secs => $3) from wanted
+         on conflict (server_id, schema_name, table_name) do update set expires_at = excluded.expires_at`,
+        [this.#serverId, key, LISTENER_TTL_SECONDS],
+      );
+      this.#listenerKey = key;
+      if (wanted.length > 0 && this.#listenerTimer === undefined) {
+        this.#listenerTimer = setInterval(() => {
+          void this.#syncListeners(true).catch(() => undefined);
+        }, LISTENER_REFRESH_MS);
+        this.#listenerTimer.unref();
+      } else if (wanted.length === 0) {
+        clearInterval(this.#listenerTimer);
+        this.#listenerTimer = undefined;
+      }
+    };
+    const next = this.#listenerUpdates.then(run, run);
+    this.#listenerUpdates = next.catch(() => undefined);
+    return next;
   }
 
   #drop(client: Client): void {
@@ -455,6 +524,7 @@ export class RealtimeServer {
   #close(client: Client, channel: Channel): void {
     clearTimeout(channel.expiryTimer);
     client.channels.delete(channel.topic);
+    if (channel.bindings.length > 0) void this.#syncListeners().catch(() => undefined);
     this.#send(client, {
       join_ref: channel.joinRef,
       ref: channel.joinRef,
@@ -595,25 +665,29 @@ export class RealtimeServer {
       this.#system(client, channel, 'postgres_changes', 'error', errors.join('; '));
       return;
     }
-    // Tables added to the publication since the start get their capture trigger now,
-    // before the channel is told the change feed is ready.
+    // Tables added to the publication since the start get their capture trigger now, and
+    // the capture learns that this server listens, before the channel is told the change
+    // feed is ready.
     this.#tables.clear();
-    this.#o.db.query('select _userdb_realtime.sync_triggers()').then(
-      () => {
-        if (client.channels.get(channel.topic) === channel) {
-          this.#system(client, channel, 'postgres_changes', 'ok', 'Subscribed to PostgreSQL');
-        }
-      },
-      (error: unknown) => {
-        this.#system(
-          client,
-          channel,
-          'postgres_changes',
-          'error',
-          `Unable to subscribe to changes: ${String(error)}`,
-        );
-      },
-    );
+    this.#o.db
+      .query('select _userdb_realtime.sync_triggers()')
+      .then(() => this.#syncListeners())
+      .then(
+        () => {
+          if (client.channels.get(channel.topic) === channel) {
+            this.#system(client, channel, 'postgres_changes', 'ok', 'Subscribed to PostgreSQL');
+          }
+        },
+        (error: unknown) => {
+          this.#system(
+            client,
+            channel,
+            'postgres_changes',
+            'error',
+            `Unable to subscribe to changes: ${String(error)}`,
+          );
+        },
+      );
   }
 
   #armExpiry(client: Client, channel: Channel): void {

@@ -42,6 +42,19 @@ begin
 end
 $$;
 
+-- The servers' postgres_changes subscriptions, by table ('*': any). Hosted Realtime
+-- decodes the write-ahead log outside the writer's transaction; here the capture runs in
+-- it (a whole record, twice for an update), so it runs only while some server listens
+-- to a table it can match. Each server refreshes its rows while it has such
+-- subscriptions; the rows of a server that died expire after a minute.
+create table if not exists _userdb_realtime.listeners (
+  server_id text not null,
+  schema_name text not null,
+  table_name text not null,
+  expires_at timestamptz not null,
+  primary key (server_id, schema_name, table_name)
+);
+
 -- Values are rendered with to_jsonb in UTC, as Realtime renders wal2json values
 -- (realtime.cast: to_jsonb(value::type)) on a UTC database.
 create or replace function _userdb_realtime.capture()
@@ -52,6 +65,14 @@ set search_path = ''
 set timezone = 'UTC'
 as $$
 begin
+  if not exists (
+    select 1 from _userdb_realtime.listeners l
+     where l.expires_at > clock_timestamp()
+       and (l.schema_name = '*' or l.schema_name = tg_table_schema)
+       and (l.table_name = '*' or l.table_name = tg_table_name)
+  ) then
+    return null; -- nobody subscribed: nothing to deliver
+  end if;
   perform _userdb_realtime.queue(
     jsonb_build_object(
       'type', tg_op,
