@@ -901,8 +901,9 @@ export class RealtimeServer {
         await this.#drainBatch(db);
       }
     }
+    // pruning old captured changes must not hold up the next deliveries
     if (Date.now() - this.#lastGarbageCollection > GARBAGE_COLLECTION_INTERVAL_MS)
-      await this.#collectGarbage();
+      void this.#collectGarbage().catch(() => undefined);
   }
 
   /** Resolves when a notification arrives, or after `ms`. */
