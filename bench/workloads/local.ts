@@ -566,32 +566,41 @@ export async function localWorkloads(
     );
   }
   const w1push: Figure[] = [];
-  for (const rows of only.has(1) ? cfg.sizes : []) {
-    const s = summarize((bySize.get(rows) as WriteSamples).afterPush);
-    const isLargest = rows === largest && rows !== smallest;
-    const r = s.p50 / summarize(base.afterPush).p50;
-    w1push.push(
-      timing(1, `update 1 field, ${label(rows)} rows, right after a push was stored → promise resolved`, s, {
-        ...(isLargest
-          ? { ratio: r, ratioOf: `${label(rows)}/${label(smallest)}`, target: '≤ 1.5', met: atMost(r, 1.5) }
-          : {}),
-        note: 'the push stored base + pushed entries (same document), marked exact as the sync engine does',
-      }),
-    );
-  }
-  for (const rows of only.has(1) ? cfg.sizes : []) {
-    const s = summarize((bySize.get(rows) as WriteSamples).afterPull);
-    const isLargest = rows === largest && rows !== smallest;
-    const r = s.p50 / summarize(base.afterPull).p50;
-    w1push.push(
-      timing(1, `update 1 field, ${label(rows)} rows, right after a pull was stored → promise resolved`, s, {
-        ...(isLargest
-          ? { ratio: r, ratioOf: `${label(rows)}/${label(smallest)}`, target: '≤ 1.5', met: atMost(r, 1.5) }
-          : {}),
-        note: "another device's 1-field change stored as a log record with its keyed ops, as the delta puller stores it",
-      }),
-    );
-  }
+  const after = (samples: 'afterPush' | 'afterPull', what: string, note: string) => {
+    for (const rows of only.has(1) ? cfg.sizes : []) {
+      const s = summarize((bySize.get(rows) as WriteSamples)[samples]);
+      const isLargest = rows === largest && rows !== smallest;
+      const r = s.p50 / summarize(base[samples]).p50;
+      w1push.push(
+        timing(
+          1,
+          `update 1 field, ${label(rows)} rows, right after ${what} was stored → promise resolved`,
+          s,
+          {
+            ...(isLargest
+              ? {
+                  ratio: r,
+                  ratioOf: `${label(rows)}/${label(smallest)}`,
+                  target: '≤ 1.5',
+                  met: atMost(r, 1.5),
+                }
+              : {}),
+            note,
+          },
+        ),
+      );
+    }
+  };
+  after(
+    'afterPush',
+    'a push',
+    'the push stored base + pushed entries (same document), marked exact as the sync engine does',
+  );
+  after(
+    'afterPull',
+    'a pull',
+    "another device's 1-field change stored as a log record with its keyed ops, as the delta puller stores it",
+  );
   const w2: Figure[] = [];
   if (only.has(2)) {
     cfg.log(`2: ${label(cfg.bulkRows)} inserts`);

@@ -12,12 +12,10 @@ import { ForbiddenError } from '../../src/errors.js';
 import { createUserDb, type UserDb } from '../../src/index.js';
 import { LocalStore } from '../../src/store/index.js';
 import { SyncEngine, type SyncOptions } from '../../src/sync/engine.js';
-import { ManualSignal } from '../../src/sync/env.js';
-import { InProcessLocks } from '../../src/sync/leader.js';
 import { syncStoreOf } from '../../src/sync/store-adapter.js';
 import { eventually } from './helpers/devices.js';
 import { FakeRemote, FakeServer } from './helpers/fake-remote.js';
-import { projectsSchema } from './helpers/fixtures.js';
+import { projectsSchema, quietEngineOptions } from './helpers/fixtures.js';
 
 let users = 0;
 const opened: UserDb[] = [];
@@ -48,12 +46,7 @@ async function device(
     remote,
     userId,
     options: {
-      online: new ManualSignal(true),
-      focus: new ManualSignal(true),
-      locks: new InProcessLocks(),
-      pollIntervalMs: 0,
-      pushDebounceMs: 1,
-      compactAfterMs: -1,
+      ...quietEngineOptions(),
       ...options,
     },
   });

@@ -27,14 +27,12 @@ import { ForbiddenError, UserDbError } from '../../src/errors.js';
 import { createUserDb, type UserDb } from '../../src/index.js';
 import { ChangeSet, type View } from '../../src/query/index.js';
 import { SyncEngine } from '../../src/sync/engine.js';
-import { ManualSignal } from '../../src/sync/env.js';
-import { InProcessLocks } from '../../src/sync/leader.js';
 import type { SyncConflict } from '../../src/sync/rebase.js';
 import { syncStoreOf } from '../../src/sync/store-adapter.js';
 import { FUZZ_SEED } from '../unit/arbitraries.js';
 import { eventually } from './helpers/devices.js';
 import { FakeRemote, FakeServer } from './helpers/fake-remote.js';
-import { projectsSchema } from './helpers/fixtures.js';
+import { projectsSchema, quietEngineOptions } from './helpers/fixtures.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 30);
 const opened: UserDb[] = [];
@@ -167,12 +165,7 @@ async function setup() {
     remote,
     userId,
     options: {
-      online: new ManualSignal(true),
-      focus: new ManualSignal(true),
-      locks: new InProcessLocks(),
-      pollIntervalMs: 0,
-      pushDebounceMs: 1,
-      compactAfterMs: -1,
+      ...quietEngineOptions(),
       // one entry per push, so that pushes acknowledge some of the pending entries of a row
       maxBatchBytes: 64,
       // decisions rewrite stored entries: the view must replay their rewritten form

@@ -13,13 +13,12 @@ import { ForbiddenError } from '../../src/errors.js';
 import { createUserDb, type UserDb } from '../../src/index.js';
 import { LocalStore } from '../../src/store/index.js';
 import { SyncEngine } from '../../src/sync/engine.js';
-import { ManualSignal } from '../../src/sync/env.js';
 import { InProcessLocks } from '../../src/sync/leader.js';
 import type { SyncConflict } from '../../src/sync/rebase.js';
 import { syncStoreOf } from '../../src/sync/store-adapter.js';
 import { eventually } from './helpers/devices.js';
 import { FakeRemote, FakeServer } from './helpers/fake-remote.js';
-import { projectsSchema } from './helpers/fixtures.js';
+import { projectsSchema, quietEngineOptions } from './helpers/fixtures.js';
 
 let users = 0;
 const closers: (() => Promise<void>)[] = [];
@@ -44,12 +43,7 @@ async function tab(server: FakeServer, indexedDB: IDBFactory, userId: string) {
     remote,
     userId,
     options: {
-      online: new ManualSignal(true),
-      focus: new ManualSignal(true),
-      locks,
-      pollIntervalMs: 0,
-      pushDebounceMs: 1,
-      compactAfterMs: -1,
+      ...quietEngineOptions(locks),
     },
   });
   db.attachSync(engine);

@@ -1,5 +1,7 @@
 import type { CompactDoc, Json, KeyedTable, PatchOp, TableSchema } from '../../../src/doc/index.js';
 import { keyedOp } from '../../../src/doc/index.js';
+import { ManualSignal } from '../../../src/sync/env.js';
+import { InProcessLocks } from '../../../src/sync/leader.js';
 
 export const projectsSchema: TableSchema = {
   fields: [
@@ -34,4 +36,19 @@ export function remove(id: string): PatchOp[] {
 /** Rows of `projects` in a compact doc, sorted by id. */
 export function rowsOf(doc: CompactDoc, table = 'projects'): Json[][] {
   return [...(doc.tables[table]?.rows ?? [])].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+}
+
+/**
+ * Options of a sync engine driven by a test: online and focused, no safety-net poll, no background
+ * compaction, pushes right after a write.
+ */
+export function quietEngineOptions(locks: InProcessLocks = new InProcessLocks()) {
+  return {
+    online: new ManualSignal(true),
+    focus: new ManualSignal(true),
+    locks,
+    pollIntervalMs: 0,
+    pushDebounceMs: 1,
+    compactAfterMs: -1,
+  };
 }
