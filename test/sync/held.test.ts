@@ -10,10 +10,9 @@ import { createUserDb, type HeldEntry } from '../../src/index.js';
 import {
   converged,
   type Device,
+  devicePair,
   eventually,
   fastSync,
-  newUser,
-  openDevice,
   schema,
   serverDoc,
 } from './helpers/devices.js';
@@ -35,15 +34,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function pair(): Promise<[Device, Device]> {
-  const user = await newUser(server);
-  const a = await openDevice(server, user);
-  const b = await openDevice(server, user);
-  open.push(a, b);
-  await a.db.table('projects').insert({ id: 'p_1', title: 'First', status: 'open' });
-  await a.engine.flush();
-  await converged([a, b]);
-  return [a, b];
+function pair(): Promise<[Device, Device]> {
+  return devicePair(server, open, { firstRow: true });
 }
 
 /** The server's size limit, lowered so that one large row is over it (a real PT413). */

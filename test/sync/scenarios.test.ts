@@ -7,6 +7,7 @@ import type { SyncOptions } from '../../src/sync/engine.js';
 import {
   converged,
   type Device,
+  devicePair,
   eventually,
   newUser,
   openDevice,
@@ -28,13 +29,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function pair(): Promise<[Device, Device]> {
-  const user = await newUser(server);
-  const a = await openDevice(server, user);
-  const b = await openDevice(server, user);
-  open.push(a, b);
-  await converged([a, b]);
-  return [a, b];
+function pair(): Promise<[Device, Device]> {
+  return devicePair(server, open);
 }
 
 function rowsOf(doc: unknown, table = 'projects'): unknown[][] {

@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type DevServer, startDevServer } from '../../src/devserver/index.js';
 import { BadPatchError, ServerError } from '../../src/errors.js';
-import { converged, type Device, eventually, newUser, openDevice, serverDoc } from './helpers/devices.js';
+import { converged, type Device, devicePair, eventually, serverDoc } from './helpers/devices.js';
 
 let server: DevServer;
 const open: Device[] = [];
@@ -37,15 +37,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function pair(): Promise<[Device, Device]> {
-  const user = await newUser(server);
-  const a = await openDevice(server, user);
-  const b = await openDevice(server, user);
-  open.push(a, b);
-  await a.db.table('projects').insert({ id: 'p_1', title: 'First', status: 'open' });
-  await a.engine.flush();
-  await converged([a, b]);
-  return [a, b];
+function pair(): Promise<[Device, Device]> {
+  return devicePair(server, open, { firstRow: true });
 }
 
 function ids(doc: unknown): string[] {

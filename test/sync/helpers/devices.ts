@@ -251,3 +251,24 @@ export function sortDoc(doc: unknown): unknown {
     t.rows.sort((a, b) => stableJson(a).localeCompare(stableJson(b)));
   return d;
 }
+
+/**
+ * Two devices of a new user, in sync (pushed to `track`, for the test to close them). With
+ * `firstRow`, device A first inserts `projects/p_1` and both converge on it.
+ */
+export async function devicePair(
+  server: DevServer,
+  track: Device[],
+  options: { firstRow?: boolean } = {},
+): Promise<[Device, Device]> {
+  const user = await newUser(server);
+  const a = await openDevice(server, user);
+  const b = await openDevice(server, user);
+  track.push(a, b);
+  if (options.firstRow === true) {
+    await a.db.table('projects').insert({ id: 'p_1', title: 'First', status: 'open' });
+    await a.engine.flush();
+  }
+  await converged([a, b]);
+  return [a, b];
+}
