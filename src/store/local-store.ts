@@ -69,7 +69,7 @@ export interface StoreWriteStats {
 }
 
 /** A change to append to the log (see {@link LocalStore.appendLog}). */
-export type LogChange = Omit<LogRecord, 'generation' | 'pending'>;
+export type LogChange = Omit<LogRecord, 'generation'>;
 
 /**
  * The bookkeeping of this device's acknowledged cell writes that goes with a log append, in its
@@ -753,13 +753,7 @@ export class LocalStore {
           dropped = upTo;
         };
         if (args.dropUpToSeq !== undefined) await drop(args.dropUpToSeq);
-        // which outbox entries each change leaves pending (before the rewrite may delete some)
-        const pending: number[] = [];
-        for (const change of args.changes) {
-          if (change.acked !== null) await drop(change.acked);
-          const first = await this.outbox.orderBy(':id').firstKey();
-          pending.push(typeof first === 'number' ? first : 0);
-        }
+        for (const change of args.changes) if (change.acked !== null) await drop(change.acked);
         if (rewrite !== undefined) {
           const entries = validEntries(await this.outbox.toArray());
           const seqs = new Set(entries.map((e) => e.seq));
@@ -772,10 +766,9 @@ export class LocalStore {
             }
           }
         }
-        // the records last: `rewrite` may have completed them (see LogRecord.commutes)
-        for (const [i, change] of args.changes.entries()) {
+        for (const change of args.changes) {
           generation += 1;
-          const record: LogRecord = { ...change, generation, pending: pending[i] ?? 0 };
+          const record: LogRecord = { ...change, generation };
           this.count('log', record);
           await this.log.put(record);
           updatedAt = change.after;

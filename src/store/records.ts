@@ -52,13 +52,6 @@ export interface LogRecord {
   acked: number | null;
   /** `ops` are exactly the outbox entries up to `acked` compiled on the previous base. */
   exact: boolean;
-  /** The first outbox seq left when this change was stored (0: empty outbox). */
-  pending: number;
-  /**
-   * `keyed` touches no row or table the pending outbox entries touch, and rebasing them on this
-   * change left them as they were: a view showing some of them may apply `keyed` all the same.
-   */
-  commutes?: boolean | undefined;
 }
 
 /** The last server-confirmed document and its concurrency token, as stored under `meta/base`. */
@@ -160,8 +153,6 @@ export const logRecordSchema: z.ZodType<LogRecord> = z.object({
   batchSeq: z.number().int().nonnegative().nullable(),
   acked: z.number().int().nonnegative().nullable(),
   exact: z.boolean(),
-  pending: z.number().int().nonnegative(),
-  commutes: z.boolean().optional(),
 });
 
 /** zod schema of an `own` record. */

@@ -32,8 +32,6 @@ export interface SyncLogChange {
   batchSeq: number | null;
   acked: number | null;
   exact: boolean;
-  /** Set by the pull's `rewrite`: `keyed` commutes with the pending outbox (views may apply it). */
-  commutes?: boolean | undefined;
 }
 
 /**
@@ -101,7 +99,7 @@ export interface SyncStore {
   /**
    * After a pull by delta: in one transaction, deletes the entries `seq <= dropUpToSeq` and those
    * acknowledged by own changes, rewrites the remaining entries through `rewrite` (synchronous,
-   * pure; it may set `commutes` on `changes`), and appends `changes` (the new base is `newBase`,
+   * pure), and appends `changes` (the new base is `newBase`,
    * its token `updatedAt`). In the same transaction, the remembered own writes named by `checks`
    * whose value is the one expected are forgotten and returned (`overridden`: reported once, by
    * whichever instance stores the change), and those `overwritten` names (ids, prefixes ending with

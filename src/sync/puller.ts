@@ -8,7 +8,7 @@
  * A chain is applied with the outbox rebased on it and own changes acknowledged, in one
  * transaction; a whole document replaces the base with the outbox rebased on it.
  */
-import { type CompactDoc, type Json, jsonEqual, type PatchOp, splitPointer } from '../doc/index.js';
+import { type CompactDoc, type Json, jsonEqual, splitPointer } from '../doc/index.js';
 import { getOwn, setOwn } from '../doc/json.js';
 import type { Remote, RemoteDelta, RemoteSnapshot } from '../remote/index.js';
 import { compareTokens, InvalidChangeError, tokenMicros } from '../remote/index.js';
@@ -230,10 +230,6 @@ async function storeChain(
       const changed = result.entries.filter(
         (r, i) => !jsonEqual(r.ops as Json, (entries[i]?.ops ?? []) as Json),
       );
-      if (changed.length === 0 && conflicts.length === 0 && disjoint(logged, entries)) {
-        // the outbox is as it was and touches nothing these changes touch: views may apply them
-        for (const c of logged) if (c.keyed !== null && c.acked === null) c.commutes = true;
-      }
       return changed;
     },
   );
@@ -258,36 +254,4 @@ function tablesOf(doc: CompactDoc, entries: readonly SyncOutboxEntry[]): Compact
     }
   }
   return { ...doc, tables };
-}
-
-/** Tables touched whole (table, schema, field ops) and rows touched, by a list of keyed ops. */
-function touched(ops: Iterable<PatchOp>): { tables: Set<string>; rowTables: Set<string>; rows: Set<string> } {
-  const out = { tables: new Set<string>(), rowTables: new Set<string>(), rows: new Set<string>() };
-  for (const op of ops) {
-    let segs: string[];
-    try {
-      segs = splitPointer(op.path);
-    } catch {
-      out.tables.add('');
-      continue;
-    }
-    const table = segs[1] ?? '';
-    if (segs[2] === 'rows' && segs[3] !== undefined) {
-      out.rowTables.add(table);
-      out.rows.add(JSON.stringify([table, segs[3]]));
-    } else out.tables.add(table);
-  }
-  return out;
-}
-
-/** True when the changes' keyed ops and the entries touch no common row, nor a table either touches whole. */
-function disjoint(changes: readonly SyncLogChange[], entries: readonly SyncOutboxEntry[]): boolean {
-  if (changes.some((c) => c.keyed === null && c.acked === null)) return false;
-  const d = touched(changes.flatMap((c) => c.keyed ?? []));
-  const e = touched(entries.flatMap((x) => x.ops));
-  if (d.tables.has('') || e.tables.has('')) return false;
-  for (const t of d.tables) if (e.tables.has(t) || e.rowTables.has(t)) return false;
-  for (const t of e.tables) if (d.rowTables.has(t)) return false;
-  for (const r of d.rows) if (e.rows.has(r)) return false;
-  return true;
 }
