@@ -206,6 +206,23 @@ async function wire(server: ServerAddress, o: SyncBenchOptions): Promise<Figure[
   return figures;
 }
 
+/** When device B's live query of row `key` first shows `title` (rejects after 30 s). */
+function seenOn(device: Device, key: string, title: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('device B did not see the edit within 30 s')), 30_000);
+    const sub = device.db
+      .table(TABLE)
+      .observe(key)
+      .subscribe((row) => {
+        if (row?.title === title) {
+          clearTimeout(timer);
+          queueMicrotask(() => sub.unsubscribe());
+          resolve(now());
+        }
+      });
+  });
+}
+
 /** Workload 6 at one size. */
 async function propagation(server: ServerAddress, rows: number, runs: number): Promise<Figure> {
   const user = await newUser(server);
@@ -221,22 +238,7 @@ async function propagation(server: ServerAddress, rows: number, runs: number): P
       const key = keyOf(randInt(rng, rows));
       const title = `propagated ${i}`;
       let t0 = 0;
-      const seen = new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error('device B did not see the edit within 30 s')),
-          30_000,
-        );
-        const sub = (b as Device).db
-          .table(TABLE)
-          .observe(key)
-          .subscribe((row) => {
-            if (row?.title === title) {
-              clearTimeout(timer);
-              queueMicrotask(() => sub.unsubscribe());
-              resolve(now());
-            }
-          });
-      });
+      const seen = seenOn(b as Device, key, title);
       t0 = now();
       await a.db.table(TABLE).update(key, { title });
       const at = await seen;
@@ -290,23 +292,7 @@ async function deltaAt(
     for (let i = 0; i < 2 + runs; i++) {
       const key = keyOf(randInt(rng, rows));
       const title = `delta ${i}`;
-      const device = b;
-      const seen = new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error('device B did not see the edit within 30 s')),
-          30_000,
-        );
-        const sub = device.db
-          .table(TABLE)
-          .observe(key)
-          .subscribe((row) => {
-            if (row?.title === title) {
-              clearTimeout(timer);
-              queueMicrotask(() => sub.unsubscribe());
-              resolve(now());
-            }
-          });
-      });
+      const seen = seenOn(b, key, title);
       const rx0 = received(b);
       const a0 = idbBytes(a);
       const b0 = idbBytes(b);
