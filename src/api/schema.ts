@@ -12,6 +12,7 @@ import {
   type TableSchema,
 } from '../doc/index.js';
 import { SchemaError } from '../errors.js';
+import { INDEXABLE_TYPES } from '../query/index.js';
 
 /**
  * The zod schemas of a table's fields, by field name.
@@ -328,16 +329,6 @@ function acceptsNull(schema: z.ZodType): boolean {
   return absent.success && absent.data === undefined;
 }
 
-const INDEXABLE: ReadonlySet<FieldType> = new Set([
-  'string',
-  'number',
-  'integer',
-  'boolean',
-  'date',
-  'time',
-  'datetime',
-]);
-
 /** Checks a table's index declarations (unknown fields, unordered types, duplicates). */
 function parseIndexes(
   table: string,
@@ -357,7 +348,7 @@ function parseIndexes(
         throw new SchemaError(`an index field must be a field name, got ${typeof field}`, { table });
       const spec = fields.get(field);
       if (spec === undefined) throw new SchemaError('index on an unknown field', { table, field });
-      if (!INDEXABLE.has(spec.type)) {
+      if (!INDEXABLE_TYPES.has(spec.type)) {
         throw new SchemaError(
           `a field of type ${spec.type} cannot be indexed (only string, number, integer, boolean, date, time, datetime)`,
           { table, field },
