@@ -24,13 +24,24 @@ export interface RpcRecord {
   ms: number;
 }
 
+/**
+ * Bytes a device received. `rpc` counts RPC answers as they crossed the wire (gzipped when the
+ * server compressed them: the dev server does for answers of 1 KiB and more, as hosted Supabase's
+ * gateway does), `rpcDecoded` the same answers after decoding.
+ */
+export interface Received {
+  rpc: number;
+  rpcDecoded: number;
+  realtime: number;
+}
+
 /** A device: local database, sync engine, client, and what went over its wire. */
 export interface Device {
   db: UserDb<typeof schema.definition>;
   sb: SupabaseClient;
   rpcs: RpcRecord[];
   /** Bytes received: RPC response bodies and Realtime frames. */
-  received: { rpc: number; realtime: number };
+  received: Received;
   /** The device's IndexedDB (to reopen it, as after a sleep). */
   indexedDB: IDBFactory;
   /** Resolves once every write made before the call is on the server. */
@@ -52,7 +63,7 @@ export function makeClient(
   server: ServerAddress,
   rpcs: RpcRecord[],
   gate: { offline: boolean },
-  received?: { rpc: number; realtime: number },
+  received?: Received,
 ): SupabaseClient {
   class CountingWebSocket extends WebSocket {
     constructor(...args: ConstructorParameters<typeof WebSocket>) {
@@ -84,7 +95,12 @@ export function makeClient(
         const t0 = performance.now();
         return fetch(input, init).then(async (res) => {
           record.ms = performance.now() - t0;
-          if (received !== undefined) received.rpc += (await res.clone().arrayBuffer()).byteLength;
+          if (received !== undefined) {
+            const decoded = (await res.clone().arrayBuffer()).byteLength;
+            const length = Number(res.headers.get('content-length'));
+            received.rpcDecoded += decoded;
+            received.rpc += res.headers.has('content-encoding') && length > 0 ? length : decoded;
+          }
           return res;
         });
       },
@@ -110,7 +126,7 @@ export async function signIn(
   user: User,
   rpcs: RpcRecord[] = [],
   gate = { offline: false },
-  received?: { rpc: number; realtime: number },
+  received?: Received,
 ): Promise<SupabaseClient> {
   const sb = makeClient(server, rpcs, gate, received);
   const { error } = await sb.auth.signInWithPassword({ email: user.email, password: 'bench-password-1' });
@@ -127,7 +143,7 @@ export async function openDevice(
   const rpcs: RpcRecord[] = [];
   const gate = { offline: false };
   const online = new ManualSignal(true);
-  const received = { rpc: 0, realtime: 0 };
+  const received: Received = { rpc: 0, rpcDecoded: 0, realtime: 0 };
   const sb = await signIn(server, user, rpcs, gate, received);
   const indexedDB = options.indexedDB ?? new IDBFactory();
   // createUserDb({ supabase }) reads the user from the session and starts the sync engine with

@@ -367,7 +367,7 @@ async function deltaAt(
       n: 1,
       ratio: b.received.rpc / Math.min(docBytes, changeBytes),
       ratioOf: 'of min(document, changes)',
-      note: `${pulls} pull request(s), ${catchUp.toFixed(0)} ms to settled; document ${(docBytes / 1024).toFixed(0)} KiB, changes sent ${(changeBytes / 1024).toFixed(0)} KiB`,
+      note: `on the wire (gzip when 1 KiB or more); decoded ${(b.received.rpcDecoded / 1024).toFixed(1)} KiB, ×${(b.received.rpcDecoded / Math.min(docBytes, changeBytes)).toFixed(2)}; ${pulls} pull request(s), ${catchUp.toFixed(0)} ms to settled; document ${(docBytes / 1024).toFixed(0)} KiB, changes sent ${(changeBytes / 1024).toFixed(0)} KiB`,
     });
     return { figures, propagationP50: prop.p50 };
   } finally {

@@ -9,6 +9,7 @@
  * ```
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { gzip, constants as zlibConstants } from 'node:zlib';
 
 /**
  * Thrown by {@link readBody} when the body is larger than allowed. By then the body has
@@ -153,8 +154,37 @@ export function corsHeaders(req: IncomingMessage): Record<string, string> {
     'Access-Control-Allow-Credentials': 'true',
     'Access-Control-Expose-Headers':
       'Content-Range, Content-Location, Preference-Applied, X-Supabase-Api-Version, WWW-Authenticate',
-    Vary: 'Origin',
+    Vary: 'Origin, Accept-Encoding',
   };
+}
+
+/** Bodies shorter than this are sent as they are (the gateway's minimum, as nginx's `gzip_min_length`). */
+export const COMPRESS_MIN_BYTES = 1024;
+
+/**
+ * Whether the request's `Accept-Encoding` accepts gzip (`gzip` or `*`, with a non-zero `q`).
+ *
+ * @example
+ * ```ts
+ * acceptsGzip({ headers: { 'accept-encoding': 'gzip, deflate' } } as IncomingMessage); // true
+ * ```
+ */
+export function acceptsGzip(req: IncomingMessage): boolean {
+  const header = req.headers['accept-encoding'];
+  if (typeof header !== 'string') return false;
+  let star: boolean | undefined;
+  for (const part of header.split(',')) {
+    const [name = '', ...params] = part.trim().toLowerCase().split(';');
+    let q = 1;
+    for (const param of params) {
+      const m = /^\s*q\s*=\s*([0-9.]+)\s*$/.exec(param);
+      if (m?.[1] !== undefined) q = Number(m[1]);
+    }
+    const ok = Number.isFinite(q) && q > 0;
+    if (name.trim() === 'gzip') return ok;
+    if (name.trim() === '*') star = ok;
+  }
+  return star === true;
 }
 
 /** Answers a CORS preflight request. */
@@ -180,12 +210,35 @@ export function send(
 ): void {
   if (res.headersSent || res.destroyed) return;
   const all: Record<string, string> = { ...corsHeaders(req), ...headers };
-  if (body !== undefined) {
-    all['Content-Type'] ??= 'application/json; charset=utf-8';
-    all['Content-Length'] = String(Buffer.byteLength(body));
+  if (body === undefined) {
+    res.writeHead(status, all);
+    res.end();
+    return;
   }
-  res.writeHead(status, all);
-  res.end(req.method === 'HEAD' ? undefined : body);
+  all['Content-Type'] ??= 'application/json; charset=utf-8';
+  const bytes = Buffer.byteLength(body);
+  if (req.method === 'HEAD' || bytes < COMPRESS_MIN_BYTES || !acceptsGzip(req)) {
+    all['Content-Length'] = String(bytes);
+    res.writeHead(status, all);
+    res.end(req.method === 'HEAD' ? undefined : body);
+    return;
+  }
+  // as hosted Supabase's gateway does: a large answer goes out gzipped when the client accepts
+  // it (browsers and Node's fetch do, and decode it transparently); compressed off the event
+  // loop at zlib's fastest level
+  gzip(body, { level: zlibConstants.Z_BEST_SPEED }, (error, zipped) => {
+    if (res.headersSent || res.destroyed) return;
+    if (error !== null) {
+      all['Content-Length'] = String(bytes);
+      res.writeHead(status, all);
+      res.end(body);
+      return;
+    }
+    all['Content-Encoding'] = 'gzip';
+    all['Content-Length'] = String(zipped.byteLength);
+    res.writeHead(status, all);
+    res.end(zipped);
+  });
 }
 
 /** Sends `value` as JSON with CORS headers. */

@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type DevServer, signJwt, startDevServer, statusForSqlState } from '../../src/devserver/index.js';
@@ -367,5 +369,76 @@ describe('malformed input', () => {
     expect(table.body).toMatchObject({ code: 'PGRST205' });
     const nowhere = await fetch(`${server.url}/nowhere`);
     expect(nowhere.status).toBe(404);
+  });
+});
+
+describe('response compression', () => {
+  /** One raw HTTP/1.1 request (node:http sends no Accept-Encoding unless told), body undecoded. */
+  function rawHttp(
+    path: string,
+    body: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; headers: import('node:http').IncomingHttpHeaders; bytes: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        `${server.url}${path}`,
+        {
+          method: 'POST',
+          headers: {
+            apikey: server.anonKey,
+            authorization: `Bearer ${alice.token}`,
+            'content-type': 'application/json',
+            ...headers,
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes: Buffer.concat(chunks) }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  const big = JSON.stringify({ rows: Array.from({ length: 400 }, (_, i) => [`key-${i}`, `title ${i}`, i]) });
+
+  it('gzips a large answer when the client accepts gzip, and only then', async () => {
+    const plain = await rawHttp('/rest/v1/rpc/fx_body', big, {});
+    expect(plain.status).toBe(200);
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(Number(plain.headers['content-length'])).toBe(plain.bytes.byteLength);
+    const zipped = await rawHttp('/rest/v1/rpc/fx_body', big, { 'accept-encoding': 'br, gzip;q=0.8' });
+    expect(zipped.status).toBe(200);
+    expect(zipped.headers['content-encoding']).toBe('gzip');
+    expect(zipped.headers.vary).toMatch(/accept-encoding/i);
+    expect(Number(zipped.headers['content-length'])).toBe(zipped.bytes.byteLength);
+    expect(zipped.bytes.byteLength).toBeLessThan(plain.bytes.byteLength / 3);
+    expect(gunzipSync(zipped.bytes).toString('utf8')).toBe(plain.bytes.toString('utf8'));
+    // refused with q=0, or not offered: sent as is
+    for (const ae of ['gzip;q=0', 'br, deflate', 'identity', '*;q=0']) {
+      const r = await rawHttp('/rest/v1/rpc/fx_body', big, { 'accept-encoding': ae });
+      expect(r.headers['content-encoding'], ae).toBeUndefined();
+      expect(r.bytes.toString('utf8')).toBe(plain.bytes.toString('utf8'));
+    }
+    expect(
+      (await rawHttp('/rest/v1/rpc/fx_body', big, { 'accept-encoding': '*' })).headers['content-encoding'],
+    ).toBe('gzip');
+  });
+
+  it('sends a small answer as it is', async () => {
+    const r = await rawHttp('/rest/v1/rpc/fx_body', '{"a":1}', { 'accept-encoding': 'gzip' });
+    expect(r.headers['content-encoding']).toBeUndefined();
+    expect(JSON.parse(r.bytes.toString('utf8'))).toEqual({ a: 1 });
+  });
+
+  it('is decoded transparently by supabase-js', async () => {
+    const { data, error } = await alice.sb.rpc('fx_body', JSON.parse(big) as Record<string, unknown>);
+    expect(error).toBeNull();
+    expect(data).toEqual(JSON.parse(big));
   });
 });
