@@ -25,7 +25,7 @@ export {
   unescapePointer,
 } from './pointer.js';
 export { type RebaseConflict, type RebaseConflictKind, type RebaseResult, rebase } from './rebase.js';
-export { keyOfArray, schemaInfo } from './schema-info.js';
+export { keyOfArray, type SchemaInfo, schemaInfo } from './schema-info.js';
 export * from './types.js';
 export {
   checkTableName,

@@ -28,6 +28,7 @@ import {
   type Row,
   rebase,
   rowKey,
+  type SchemaInfo,
   sameSchema,
   schemaInfo,
   type TableSchema,
@@ -218,11 +219,7 @@ class CompactEntry implements Entry {
  * The entries of a valid compact table in the order the keyed form lists them (the order of a
  * plain object's keys: array-index keys first, in numeric order), their rows made on first read.
  */
-function compactEntries(name: string, table: CompactTable): Map<string, Entry> {
-  const schema = table.schema;
-  keyFields(schema, name);
-  const info = schemaInfo(schema);
-  const shape = new RowShape(schema);
+function compactEntries(table: CompactTable, info: SchemaInfo, shape: RowShape): Map<string, Entry> {
   const map = new Map<string, Entry>();
   let indexKeys = false;
   let ord = 0;
@@ -251,10 +248,134 @@ function compactEntries(name: string, table: CompactTable): Map<string, Entry> {
   return ordered;
 }
 
+/**
+ * Whether the rows of a valid compact table already come in the keyed form's order: no array-index
+ * key, or array-index keys only as a prefix in increasing numeric order (as rows inserted with
+ * increasing integer ids are). One pass, no key kept.
+ */
+function inKeyedOrder(table: CompactTable, info: SchemaInfo): boolean {
+  let last = -1;
+  let prefix = true;
+  for (const values of table.rows) {
+    const key = keyOfArray(info, values);
+    if (!isIndexKey(key)) {
+      prefix = false;
+      continue;
+    }
+    const n = Number(key);
+    if (!prefix || n <= last) return false;
+    last = n;
+  }
+  return true;
+}
+
+/**
+ * The rows of one view table by row key, in table order (each entry's `ord` increasing along it).
+ *
+ * A table read from a valid compact base whose rows already come in table order holds the base's
+ * row arrays until a row is first looked up by key: scans and counts read the arrays, making each
+ * entry once (the map built later takes the same entries over), so that opening a database keys no
+ * row and makes no row object a query does not read.
+ */
+class TableRows {
+  private map: Map<string, Entry> | undefined;
+  /** Until the map is built: the rows' arrays in table order, and the entries made from them. */
+  private source: readonly (readonly Json[])[] | undefined;
+  private made: (Entry | undefined)[] | undefined;
+
+  private constructor(
+    map: Map<string, Entry> | undefined,
+    source?: readonly (readonly Json[])[],
+    private readonly info?: SchemaInfo,
+    private readonly shape?: RowShape,
+  ) {
+    this.map = map;
+    this.source = source;
+    if (source !== undefined) this.made = new Array<Entry | undefined>(source.length);
+  }
+
+  /** Rows already keyed. */
+  static of(map: Map<string, Entry>): TableRows {
+    return new TableRows(map);
+  }
+
+  /** The rows of a valid compact table (see `View.fromCompact`). */
+  static compact(name: string, table: CompactTable): TableRows {
+    keyFields(table.schema, name);
+    const info = schemaInfo(table.schema);
+    const shape = new RowShape(table.schema);
+    if (!inKeyedOrder(table, info)) return new TableRows(compactEntries(table, info, shape));
+    return new TableRows(undefined, table.rows, info, shape);
+  }
+
+  /** Whether the rows are keyed yet (for tests). */
+  get keyed(): boolean {
+    return this.map !== undefined;
+  }
+
+  get size(): number {
+    return this.map?.size ?? (this.source as readonly unknown[]).length;
+  }
+
+  get(key: string): Entry | undefined {
+    return (this.map ?? this.build()).get(key);
+  }
+
+  set(key: string, entry: Entry): void {
+    (this.map ?? this.build()).set(key, entry);
+  }
+
+  delete(key: string): boolean {
+    return (this.map ?? this.build()).delete(key);
+  }
+
+  /** The entries in table order. */
+  values(): IterableIterator<Entry> {
+    return this.map?.values() ?? this.scan();
+  }
+
+  /** The row keys in table order. */
+  *keys(): IterableIterator<string> {
+    for (const e of this.values()) yield e.key;
+  }
+
+  private *scan(): IterableIterator<Entry> {
+    const source = this.source as readonly (readonly Json[])[];
+    for (let i = 0; i < source.length; i++) yield this.entryAt(i, source);
+  }
+
+  private entryAt(i: number, source: readonly (readonly Json[])[]): Entry {
+    const made = this.made as (Entry | undefined)[];
+    let e = made[i];
+    if (e === undefined) {
+      const values = source[i] as readonly Json[];
+      e = new CompactEntry(keyOfArray(this.info as SchemaInfo, values), values, i, this.shape as RowShape);
+      made[i] = e;
+    }
+    return e;
+  }
+
+  private build(): Map<string, Entry> {
+    const source = this.source as readonly (readonly Json[])[];
+    const map = new Map<string, Entry>();
+    for (let i = 0; i < source.length; i++) {
+      const e = this.entryAt(i, source);
+      // a valid table has no duplicate key; were there one, the later row wins in the first place
+      const first = map.get(e.key);
+      if (first !== undefined) first.row = e.row;
+      else map.set(e.key, e);
+    }
+    this.map = map;
+    this.source = undefined;
+    this.made = undefined;
+    return map;
+  }
+}
+
 interface ViewTable {
   schema: TableSchema;
   /** The rows in table order; each entry's `ord` increases in that order. */
-  rows: Map<string, Entry>;
+  rows: TableRows;
   /** The `ord` the next new row gets. */
   next: number;
   indexes: SortedIndex[];
@@ -302,7 +423,7 @@ export class View implements ReadLayer {
     const view = new View();
     for (const name of Object.keys(doc.tables)) {
       const table = doc.tables[name] as CompactTable;
-      const rows = compactEntries(name, table);
+      const rows = TableRows.compact(name, table);
       const t: ViewTable = { schema: table.schema, rows, next: rows.size, indexes: [] };
       view.buildIndexes(name, t);
       view.tables.set(name, t);
@@ -323,7 +444,7 @@ export class View implements ReadLayer {
       const row = rows[key] as Row;
       map.set(key, { key, row: freeze ? deepFreeze(row) : row, ord: ord++ });
     }
-    const t: ViewTable = { schema, rows: map, next: ord, indexes: [] };
+    const t: ViewTable = { schema, rows: TableRows.of(map), next: ord, indexes: [] };
     this.buildIndexes(name, t);
     return t;
   }
@@ -363,6 +484,15 @@ export class View implements ReadLayer {
   /** The indexes of `table` (none when it has none or does not exist). */
   indexes(table: string): readonly SortedIndex[] {
     return this.tables.get(table)?.indexes ?? [];
+  }
+
+  /**
+   * Whether the rows of `table` are keyed yet: a table read from a compact base in table order is
+   * keyed on its first lookup by key (scans, counts and index builds read the row arrays).
+   * @internal
+   */
+  isKeyed(table: string): boolean {
+    return this.tables.get(table)?.rows.keyed ?? false;
   }
 
   /** The position of row `key` of `table` in table order (increasing along it), if it exists. */

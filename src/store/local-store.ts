@@ -336,6 +336,63 @@ export class LocalStore {
    */
   async load(): Promise<StoreSnapshot> {
     this.assertOpen();
+    try {
+      const clean = await this.loadClean();
+      if (clean !== undefined) {
+        if (clean.markGeneration !== undefined) {
+          // validated now: the next start need not validate it again (a mark of a generation that
+          // was replaced in the meantime matches nothing)
+          const mark = {
+            generation: clean.markGeneration,
+            validation: DOC_VALIDATION,
+          } satisfies BaseMarkRecord;
+          await this.rw([this.meta], () => this.putMeta(mark, META_BASE_MARK));
+        }
+        return clean.snapshot;
+      }
+    } catch (e) {
+      throw toStorageError('reading the local database', e);
+    }
+    return this.loadRepairing();
+  }
+
+  /**
+   * {@link load} when nothing needs repairing: every record read at once, in one read-only
+   * transaction (one round trip instead of one per record). `undefined` when something must be
+   * quarantined or created (then {@link loadRepairing} reads again and repairs, in a read-write one).
+   */
+  private async loadClean(): Promise<{ snapshot: StoreSnapshot; markGeneration?: number } | undefined> {
+    return this.db.transaction('r', [this.meta, this.outbox, this.log], async () => {
+      const [metaRaw, logRaw, rawEntries] = await Promise.all([
+        this.meta.bulkGet([META_BASE_VERSION, META_BASE, META_BASE_MARK, META_CLIENT]),
+        this.log.toArray() as Promise<unknown[]>,
+        this.outbox.toArray() as Promise<unknown[]>,
+      ]);
+      const [versionRaw, baseRaw, markRaw, clientRaw] = metaRaw;
+      const client = clientRecordSchema.safeParse(clientRaw);
+      if (!client.success) return undefined;
+      let base: BaseRecord = { doc: EMPTY_DOC, updatedAt: null, generation: generationOf(versionRaw) };
+      let markGeneration: number | undefined;
+      if (baseRaw !== undefined || logRaw.length > 0) {
+        const checked = assembleBase(baseRaw, markRaw, logRaw, versionRaw);
+        if (typeof checked === 'string') return undefined;
+        base = checked.base;
+        markGeneration = checked.storedGeneration;
+      }
+      const entries: OutboxEntry[] = [];
+      for (const raw of rawEntries) {
+        const parsed = outboxEntrySchema.safeParse(raw);
+        if (!parsed.success) return undefined;
+        entries.push(parsed.data);
+      }
+      this.clientIdValue = client.data.clientId;
+      const snapshot: StoreSnapshot = { base, entries, problems: [] };
+      return markGeneration === undefined ? { snapshot } : { snapshot, markGeneration };
+    });
+  }
+
+  /** {@link load}, quarantining what is invalid and creating what is missing, in one read-write transaction. */
+  private async loadRepairing(): Promise<StoreSnapshot> {
     const problems: StorageError[] = [];
     const now = new Date().toISOString();
     try {

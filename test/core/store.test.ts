@@ -1,4 +1,4 @@
-import { IDBObjectStore } from 'fake-indexeddb';
+import { IDBDatabase, IDBObjectStore } from 'fake-indexeddb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { localStore, rebuildView } from '../../src/api/internal.js';
 import { type CompactDoc, canonicalCompact, rebase, toCompact, toKeyed } from '../../src/doc/index.js';
@@ -287,6 +287,41 @@ describe('corrupted or foreign records at open', () => {
     expect((await again.table('notes').query().toArray()).map((r) => r.id)).toEqual(['a', 'b']);
     expect(await localStore(again).readQuarantine()).toHaveLength(3);
     expect((await localStore(again).readOutbox()).map((e) => e.seq)).toEqual([1, 2, 6]);
+  });
+
+  it('a clean start-up reads every record in one read-only transaction; a repair reads again in a read-write one', async () => {
+    const env = freshEnv();
+    const db = await openUntyped(env);
+    await db.createTable('notes', NOTES);
+    await db.untypedTable('notes').insert({ id: 'a', text: 't', n: 1 });
+    await db.close();
+    const seen: { stores: string[]; mode: string }[] = [];
+    const original = IDBDatabase.prototype.transaction;
+    vi.spyOn(IDBDatabase.prototype, 'transaction').mockImplementation(function (
+      this: IDBDatabase,
+      ...args: Parameters<IDBDatabase['transaction']>
+    ) {
+      const tx = original.apply(this, args);
+      seen.push({ stores: [...tx.objectStoreNames], mode: tx.mode });
+      return tx;
+    });
+    const clean = await untyped(env);
+    expect(clean.startupErrors).toEqual([]);
+    // (Dexie's own open reads every store, own included)
+    const loads = () => seen.filter((t) => t.stores.includes('outbox') && !t.stores.includes('own'));
+    expect(loads()).toEqual([{ stores: ['log', 'meta', 'outbox'], mode: 'readonly' }]);
+    await clean.close();
+    open.length = 0;
+    seen.length = 0;
+    await raw(env, 'outbox', 'readwrite', (s) => s.add({ ops: 'garbage', createdAt: 5 }));
+    seen.length = 0;
+    const repaired = await untyped(env);
+    expect(loads().slice(0, 2)).toEqual([
+      { stores: ['log', 'meta', 'outbox'], mode: 'readonly' },
+      { stores: ['log', 'meta', 'outbox', 'quarantine'], mode: 'readwrite' },
+    ]);
+    expect(repaired.startupErrors).toHaveLength(1);
+    expect((await repaired.table('notes').query().toArray()).map((r) => r.id)).toEqual(['a']);
   });
 
   it('reports a stored table that does not match its declaration, and still opens', async () => {

@@ -318,3 +318,69 @@ describe('SortedIndex.build', () => {
     byValues.mockRestore();
   });
 });
+
+describe('a table whose rows come in table order is keyed on its first lookup by key', () => {
+  const notes: CompactDoc = {
+    version: 1,
+    tables: {
+      // integer keys in increasing order: already the keyed form's order
+      notes: {
+        schema: {
+          fields: [
+            { name: 'id', type: 'integer' },
+            { name: 'status', type: 'string' },
+          ],
+          primaryKey: ['id'],
+        },
+        rows: [
+          [1, 'open'],
+          [2, 'closed'],
+          [5, 'open'],
+          [9, 'closed'],
+        ],
+      },
+      // string keys: table order is array order
+      tags: {
+        schema: { fields: [{ name: 'name', type: 'string' }], primaryKey: ['name'] },
+        rows: [['zeta'], ['alpha'], ['mid']],
+      },
+    },
+  };
+
+  it('scans, counts, limited queries and index builds key no row; a lookup keys the table, keeping every entry made', () => {
+    const view = new View();
+    view.setIndexes('notes', [['status']]);
+    view.replaceWith(View.fromCompact(structuredClone(notes)));
+    expect(snapshot(view)).toEqual(snapshot(View.fromKeyed(toKeyed(structuredClone(notes)))));
+    const scanned = [...view.entryList('notes')];
+    expect(view.size('notes')).toBe(4);
+    expect(runQuery(view, { ...spec({ limit: 2 }), table: 'notes' }).map((r) => r.id)).toEqual([1, 2]);
+    expect(
+      explainQuery(view, {
+        ...spec({ where: [{ field: 'status', op: '==', value: 'open' }] }),
+        table: 'notes',
+      }).explain.via,
+    ).toBe('index');
+    expect([...view.entries('tags')].map(([k]) => k)).toEqual(['zeta', 'alpha', 'mid']);
+    expect(view.isKeyed('notes')).toBe(false);
+    expect(view.isKeyed('tags')).toBe(false);
+    // the first lookup by key: the entries (and rows) made by the scans are the keyed ones
+    expect(view.getRow('notes', '5')).toBe(scanned[2]?.row);
+    expect(view.isKeyed('notes')).toBe(true);
+    expect([...view.entryList('notes')]).toEqual(scanned);
+    [...view.entryList('notes')].forEach((e, i) => expect(e).toBe(scanned[i]));
+    expect(view.isKeyed('tags')).toBe(false);
+    // a write keys the table too, and lands where the keyed form puts it
+    view.apply([{ op: 'add', path: '/tables/tags/rows/7', value: { name: '7' } }]);
+    expect(view.isKeyed('tags')).toBe(true);
+    expect([...view.entries('tags')].map(([k]) => k)).toEqual(['zeta', 'alpha', 'mid', '7']);
+    expect(view.ordOf('notes', '9')).toBe(3);
+  });
+
+  it('a table whose array-index keys are out of order is keyed at once, in the keyed order', () => {
+    const view = View.fromCompact(structuredClone(doc));
+    expect(view.isKeyed('tasks')).toBe(true);
+    expect(view.isKeyed('pairs')).toBe(false);
+    expect([...view.entryList('tasks')].map((e) => e.key)).toEqual(['0', '2', '10', '-1', '4294967295']);
+  });
+});

@@ -265,4 +265,30 @@ describe('delta sync on the local store', () => {
     expect(second.problems).toHaveLength(1);
     expect(second.base.updatedAt).toBeNull();
   });
+
+  it('a valid base found without its mark is validated once and marked by that start-up', async () => {
+    const indexedDB = new IDBFactory();
+    const userId = `remark_${process.pid}`;
+    const store = await LocalStore.open({ userId, indexedDB, IDBKeyRange });
+    await store.replaceBase(bigDoc(3), '2026-01-01T00:00:00.000000Z');
+    await store.load(); // the client record exists: start-ups take the read-only path
+    store.close();
+    const raw = new Dexie(`userdb:${userId}`, { indexedDB, IDBKeyRange });
+    raw.version(2).stores({ meta: '', outbox: '++seq', quarantine: '++id', log: 'generation' });
+    await raw.open();
+    await raw.table('meta').delete('baseMark');
+    const again = await LocalStore.open({ userId, indexedDB, IDBKeyRange });
+    expect((await again.load()).problems).toEqual([]);
+    again.close();
+    // marked now: a later tampering goes unseen (the document is not validated again)
+    const record = (await raw.table('meta').get('base')) as { doc: CompactDoc };
+    (record.doc.tables.projects?.rows[0] as Json[])[1] = 42;
+    await raw.table('meta').put(record, 'base');
+    raw.close();
+    const third = await LocalStore.open({ userId, indexedDB, IDBKeyRange });
+    const loaded = await third.load();
+    third.close();
+    expect(loaded.problems).toEqual([]);
+    expect(loaded.base.doc.tables.projects?.rows[0]).toEqual(['p_0', 42, 'open']);
+  });
 });
