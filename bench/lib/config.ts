@@ -32,8 +32,8 @@ export function localConfig(quick: boolean, log: (line: string) => void): LocalC
         getRuns: 10_000,
         queryRuns: 30,
         pendingAt: { rows: 10_000, edits: [500, 1000], runs: 3 },
-        afterPushRuns: (rows) => (rows >= 100_000 ? 5 : rows >= 10_000 ? 15 : 30),
-        startRuns: (rows) => (rows >= 100_000 ? 5 : rows >= 10_000 ? 10 : 20),
+        afterPushRuns: (rows) => (rows >= 100_000 ? 15 : rows >= 10_000 ? 20 : 30),
+        startRuns: (rows) => (rows >= 100_000 ? 7 : 20),
         log,
       };
 }

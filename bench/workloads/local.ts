@@ -12,7 +12,7 @@ import type { Backend, Place } from '../lib/backend.js';
 import { type Item, keyOf, makeDoc, makeItems, schema, TABLE } from '../lib/data.js';
 import { atMost, type Figure, timing } from '../lib/report.js';
 import { mulberry32, randInt } from '../lib/rng.js';
-import { now, repeat, summarize, tick } from '../lib/stats.js';
+import { now, repeat, sleep, summarize, tick } from '../lib/stats.js';
 
 /**
  * The benchmark schema with the index a list UI declares for its list query
@@ -111,8 +111,14 @@ async function writesAt(
   };
   try {
     if ((await items.query().count()) !== rows) throw new Error(`seeding ${rows} rows failed`);
-    // Updates of random rows, each observed by a row subscription (subscribed before the clock starts).
+    // Updates of random rows, each observed by a row subscription (subscribed before the clock starts),
+    // each followed by its floor: a raw Dexie put of one row of the same size, in a database of its
+    // own. Alternating the two gives both the same conditions (disk, timers, garbage collection).
     const total = cfg.writeWarmup + cfg.writeRuns(rows);
+    const raw = rawDexie(place);
+    await raw.open();
+    const rawTable = raw.table('items');
+    const rowsToPut = makeItems(Math.min(rows, 2000), 11);
     for (let i = 0; i < total; i++) {
       const key = keyOf(randInt(rng, rows));
       let emitted: number | undefined;
@@ -130,8 +136,14 @@ async function writesAt(
         w.resolve.push(t1 - t0);
         w.emit.push(emitted - t0);
       }
+      const row = { ...(rowsToPut[randInt(rng, rowsToPut.length)] as Item), title: `edit ${i}` };
+      const t2 = now();
+      await rawTable.put(row);
+      const t3 = now();
+      if (i >= cfg.writeWarmup) w.rawPut.push(t3 - t2);
       if (i % 64 === 63) await tick();
     }
+    raw.close();
     // The same with a 50-row list query open; each update edits a row it shows, so it must emit.
     let shown: readonly Item[] = [];
     let listAt: number | undefined;
@@ -156,22 +168,6 @@ async function writesAt(
       }
     }
     sub.unsubscribe();
-    // The floor of a one-field update: a raw Dexie put of one row of the same size, as often.
-    {
-      const raw = rawDexie(place);
-      await raw.open();
-      const table = raw.table('items');
-      const rowsToPut = makeItems(Math.min(rows, 2000), 11);
-      for (let i = 0; i < total; i++) {
-        const row = { ...(rowsToPut[randInt(rng, rowsToPut.length)] as Item), title: `edit ${i}` };
-        const t0 = now();
-        await table.put(row);
-        const dt = now() - t0;
-        if (i >= cfg.writeWarmup) w.rawPut.push(dt);
-        if (i % 64 === 63) await tick();
-      }
-      raw.close();
-    }
     // After a push the sync engine stores the new base (base + pushed entries) and deletes the
     // pushed entries, marked exact: the document is unchanged. Time a write issued right after it.
     const store = localStore(db as unknown as UserDb);
@@ -194,6 +190,9 @@ async function writesAt(
       const before = `2026-01-01T00:00:01.${String(2 * i + 1).padStart(6, '0')}+00:00`;
       const after = `2026-01-01T00:00:01.${String(2 * i + 2).padStart(6, '0')}+00:00`;
       await store.commitPush({ newBase: await db.export(), updatedAt: before, upToSeq: last, exact: true });
+      // that reset rewrote the whole base (a delta pull never does): let IndexedDB finish writing it,
+      // so that the write timed below queues behind the pull's transaction only
+      await sleep(200);
       const row = randInt(rng, rows);
       const value = `pulled ${i}`;
       await store.appendLog({
@@ -279,7 +278,8 @@ async function bulk(backend: Backend, cfg: LocalConfig): Promise<Figure[]> {
       rawBulk.push(dt2);
     }
   }
-  // One by one: every insert is timed (its own outbox row / its own IndexedDB transaction).
+  // One by one: every insert is timed (its own outbox row / its own IndexedDB transaction), and
+  // every raw put after it.
   const single: number[] = [];
   const rawSingle: number[] = [];
   {
@@ -294,15 +294,14 @@ async function bulk(backend: Backend, cfg: LocalConfig): Promise<Figure[]> {
       await items.insert(row);
       await table.put(row);
     }
+    // each insert followed by its floor, so that both see the same conditions
     for (const row of rows) {
       const t = now();
       await items.insert(row);
-      single.push(now() - t);
-    }
-    for (const row of rows) {
-      const t = now();
+      const t1 = now();
       await table.put(row);
-      rawSingle.push(now() - t);
+      rawSingle.push(now() - t1);
+      single.push(t1 - t);
     }
     await db.close();
     await raw.delete();
@@ -369,7 +368,29 @@ async function rawBaseRead(place: Place): Promise<unknown> {
 async function startAt(backend: Backend, rows: number, runs: number): Promise<Figure[]> {
   const place = backend.fresh();
   await seed(place, rows);
-  const measure = async (first: (db: Db) => Promise<readonly unknown[]>): Promise<number[]> => {
+  const bytes = JSON.stringify(makeDoc(rows));
+  let sink = 0;
+  // Each start-up is followed by its floors (JSON.parse of the same document, the raw IndexedDB read
+  // of the stored base), so that all three see the same conditions (heap, disk, other load).
+  const parse: number[] = [];
+  const raw: number[] = [];
+  const floors = async (keep: boolean) => {
+    const t = now();
+    sink += (JSON.parse(bytes) as { version: number }).version;
+    const t1 = now();
+    const record = (await rawBaseRead(place)) as { doc?: { tables?: Record<string, { rows: unknown[] }> } };
+    const t2 = now();
+    if (record.doc?.tables?.[TABLE]?.rows.length !== rows)
+      throw new Error('raw read returned the wrong base');
+    if (keep) {
+      parse.push(t1 - t);
+      raw.push(t2 - t1);
+    }
+  };
+  const measure = async (
+    first: (db: Db) => Promise<readonly unknown[]>,
+    withFloors: boolean,
+  ): Promise<number[]> => {
     const samples: number[] = [];
     for (let i = 0; i < runs + 1; i++) {
       const t = now();
@@ -380,27 +401,16 @@ async function startAt(backend: Backend, rows: number, runs: number): Promise<Fi
       await db.close();
       if (i > 0) samples.push(dt);
       await tick();
+      if (withFloors) {
+        await floors(i > 0);
+        await tick();
+      }
     }
     return samples;
   };
-  const samples = await measure((db) => db.table(TABLE).query().limit(50).toArray());
-  const listSamples = await measure((db) => listQuery(db).toArray());
-  const raw: number[] = [];
-  for (let i = 0; i < runs + 1; i++) {
-    const t = now();
-    const record = (await rawBaseRead(place)) as { doc?: { tables?: Record<string, { rows: unknown[] }> } };
-    const dt = now() - t;
-    if (record.doc?.tables?.[TABLE]?.rows.length !== rows)
-      throw new Error('raw read returned the wrong base');
-    if (i > 0) raw.push(dt);
-    await tick();
-  }
+  const samples = await measure((db) => db.table(TABLE).query().limit(50).toArray(), true);
+  const listSamples = await measure((db) => listQuery(db).toArray(), false);
   await backend.dispose(place);
-  const bytes = JSON.stringify(makeDoc(rows));
-  let sink = 0;
-  const parse = await repeat(Math.max(runs, 10), 2, () => {
-    sink += (JSON.parse(bytes) as { version: number }).version;
-  });
   if (sink === 0) throw new Error('unreachable');
   const s = summarize(samples);
   const l = summarize(listSamples);
