@@ -368,7 +368,7 @@ describe('a table whose rows come in table order is keyed on its first lookup by
     expect(view.getRow('notes', '5')).toBe(scanned[2]?.row);
     expect(view.isKeyed('notes')).toBe(true);
     expect([...view.entryList('notes')]).toEqual(scanned);
-    [...view.entryList('notes')].forEach((e, i) => expect(e).toBe(scanned[i]));
+    for (const [i, e] of [...view.entryList('notes')].entries()) expect(e).toBe(scanned[i]);
     expect(view.isKeyed('tags')).toBe(false);
     // a write keys the table too, and lands where the keyed form puts it
     view.apply([{ op: 'add', path: '/tables/tags/rows/7', value: { name: '7' } }]);
