@@ -17,7 +17,7 @@ export function localConfig(quick: boolean, log: (line: string) => void): LocalC
         bulkRuns: 2,
         getRuns: 2000,
         queryRuns: 10,
-        afterPushRuns: () => 5,
+        afterStoredRuns: 5,
         pendingAt: { rows: 10_000, edits: [250, 500], runs: 1 },
         startRuns: () => 3,
         log,
@@ -32,7 +32,7 @@ export function localConfig(quick: boolean, log: (line: string) => void): LocalC
         getRuns: 10_000,
         queryRuns: 30,
         pendingAt: { rows: 10_000, edits: [500, 1000], runs: 3 },
-        afterPushRuns: (rows) => (rows >= 100_000 ? 15 : rows >= 10_000 ? 20 : 30),
+        afterStoredRuns: 20,
         startRuns: (rows) => (rows >= 100_000 ? 7 : 20),
         log,
       };

@@ -39,8 +39,8 @@ export interface LocalConfig {
   /** Gets and queries of workload 3. */
   getRuns: number;
   queryRuns: number;
-  /** Updates per size issued right after a push was stored (workload 1). */
-  afterPushRuns: (rows: number) => number;
+  /** Rounds of a write right after a stored push / pull (one write per size per round). */
+  afterStoredRuns: number;
   /** Start-ups with pending edits (workload 4): document size (one of `sizes`), edit counts, runs. */
   pendingAt: { rows: number; edits: number[]; runs: number };
   /** Start-ups per size (workload 4). */
@@ -84,8 +84,101 @@ interface WriteSamples {
   emit: number[];
   listResolve: number[];
   listEmit: number[];
-  afterPush: number[];
-  afterPull: number[];
+}
+
+/**
+ * A write right after a stored push, and right after a stored pull, at every size: one database per
+ * size open at once, and each round times one write on each of them in turn, so that the sizes are
+ * compared under the same conditions (their ratio is the target).
+ *
+ * - After a push the sync engine stores the new base (base + pushed entries) and deletes the pushed
+ *   entries, marked exact: the document is unchanged.
+ * - After a pull of another device's one-field change, stored as the delta puller stores it: a log
+ *   record after the base, with its keyed ops for the views.
+ */
+async function afterStored(
+  backend: Backend,
+  cfg: LocalConfig,
+): Promise<Map<number, { afterPush: number[]; afterPull: number[] }>> {
+  const titleIndex = Object.keys(schema.definition.items.fields).indexOf('title');
+  const dbs = [];
+  for (const rows of cfg.sizes) {
+    const place = backend.fresh();
+    await seed(place, rows);
+    const db = await open(place);
+    dbs.push({
+      rows,
+      place,
+      db,
+      rng: mulberry32(7070 + rows),
+      afterPush: [] as number[],
+      afterPull: [] as number[],
+    });
+  }
+  try {
+    const total = 1 + cfg.afterStoredRuns;
+    for (let i = 0; i < total; i++) {
+      for (const d of dbs) {
+        const store = localStore(d.db as unknown as UserDb);
+        const { last } = await store.outboxBounds();
+        const newBase = await d.db.export();
+        const updatedAt = `2026-01-01T00:00:00.${String(i + 1).padStart(6, '0')}+00:00`;
+        await store.commitPush({ newBase, updatedAt, upToSeq: last, exact: true });
+        const t0 = now();
+        await d.db.table(TABLE).update(keyOf(randInt(d.rng, d.rows)), { title: `after push ${i}` });
+        const dt = now() - t0;
+        if (i >= 1) d.afterPush.push(dt);
+      }
+    }
+    for (let i = 0; i < total; i++) {
+      for (const d of dbs) {
+        const store = localStore(d.db as unknown as UserDb);
+        const items = d.db.table(TABLE);
+        const { last } = await store.outboxBounds();
+        const before = `2026-01-01T00:00:01.${String(2 * i + 1).padStart(6, '0')}+00:00`;
+        const after = `2026-01-01T00:00:01.${String(2 * i + 2).padStart(6, '0')}+00:00`;
+        await store.commitPush({
+          newBase: await d.db.export(),
+          updatedAt: before,
+          upToSeq: last,
+          exact: true,
+        });
+        // that reset rewrote the whole base (a delta pull never does): let IndexedDB finish writing
+        // it, so that the write timed below queues behind the pull's transaction only
+        await sleep(200);
+        const row = randInt(d.rng, d.rows);
+        const value = `pulled ${i}`;
+        await store.appendLog({
+          changes: [
+            {
+              before,
+              after,
+              ops: [{ op: 'replace', path: `/tables/${TABLE}/rows/${row}/${titleIndex}`, value }],
+              keyed: [{ op: 'replace', path: `/tables/${TABLE}/rows/${keyOf(row)}/title`, value }],
+              clientId: 'another-device',
+              batchSeq: i + 1,
+              acked: null,
+              exact: false,
+            },
+          ],
+        });
+        const written = keyOf(randInt(d.rng, d.rows));
+        const t0 = now();
+        await items.update(written, { title: `after pull ${i}` });
+        const dt = now() - t0;
+        if (i >= 1) d.afterPull.push(dt);
+        const shown = (await items.get(keyOf(row)))?.title;
+        if (shown !== (written === keyOf(row) ? `after pull ${i}` : value))
+          throw new Error('the pulled change did not reach the view');
+      }
+    }
+    return new Map(dbs.map((d) => [d.rows, { afterPush: d.afterPush, afterPull: d.afterPull }]));
+  } finally {
+    for (const d of dbs) {
+      await d.db.close();
+      await backend.dispose(d.place);
+    }
+  }
 }
 
 /** Workload 1 at one size (and, at the largest size, workload 3 on the same database). */
@@ -106,8 +199,6 @@ async function writesAt(
     emit: [],
     listResolve: [],
     listEmit: [],
-    afterPush: [],
-    afterPull: [],
   };
   try {
     if ((await items.query().count()) !== rows) throw new Error(`seeding ${rows} rows failed`);
@@ -168,56 +259,6 @@ async function writesAt(
       }
     }
     sub.unsubscribe();
-    // After a push the sync engine stores the new base (base + pushed entries) and deletes the
-    // pushed entries, marked exact: the document is unchanged. Time a write issued right after it.
-    const store = localStore(db as unknown as UserDb);
-    const afterPushTotal = 1 + cfg.afterPushRuns(rows);
-    for (let i = 0; i < afterPushTotal; i++) {
-      const { last } = await store.outboxBounds();
-      const newBase = await db.export();
-      const updatedAt = `2026-01-01T00:00:00.${String(i + 1).padStart(6, '0')}+00:00`;
-      await store.commitPush({ newBase, updatedAt, upToSeq: last, exact: true });
-      const t0 = now();
-      await items.update(keyOf(randInt(rng, rows)), { title: `after push ${i}` });
-      const dt = now() - t0;
-      if (i >= 1) w.afterPush.push(dt);
-    }
-    // After a pull of another device's one-field change, stored as the delta puller stores it (a
-    // log record after the base, with its keyed ops for the views). Time a write issued right after.
-    const titleIndex = Object.keys(schema.definition.items.fields).indexOf('title');
-    for (let i = 0; i < afterPushTotal; i++) {
-      const { last } = await store.outboxBounds();
-      const before = `2026-01-01T00:00:01.${String(2 * i + 1).padStart(6, '0')}+00:00`;
-      const after = `2026-01-01T00:00:01.${String(2 * i + 2).padStart(6, '0')}+00:00`;
-      await store.commitPush({ newBase: await db.export(), updatedAt: before, upToSeq: last, exact: true });
-      // that reset rewrote the whole base (a delta pull never does): let IndexedDB finish writing it,
-      // so that the write timed below queues behind the pull's transaction only
-      await sleep(200);
-      const row = randInt(rng, rows);
-      const value = `pulled ${i}`;
-      await store.appendLog({
-        changes: [
-          {
-            before,
-            after,
-            ops: [{ op: 'replace', path: `/tables/${TABLE}/rows/${row}/${titleIndex}`, value }],
-            keyed: [{ op: 'replace', path: `/tables/${TABLE}/rows/${keyOf(row)}/title`, value }],
-            clientId: 'another-device',
-            batchSeq: i + 1,
-            acked: null,
-            exact: false,
-          },
-        ],
-      });
-      const written = keyOf(randInt(rng, rows));
-      const t0 = now();
-      await items.update(written, { title: `after pull ${i}` });
-      const dt = now() - t0;
-      if (i >= 1) w.afterPull.push(dt);
-      const shown = (await items.get(keyOf(row)))?.title;
-      if (shown !== (written === keyOf(row) ? `after pull ${i}` : value))
-        throw new Error('the pulled change did not reach the view');
-    }
     if (!reads) return { w };
     // Workload 3: reads on the same database.
     // Gets are timed in batches of 100 (a browser's timer has 5–100 µs resolution): per-get means.
@@ -614,11 +655,13 @@ export async function localWorkloads(
     );
   }
   const w1push: Figure[] = [];
+  if (only.has(1)) cfg.log('1: a write right after a stored push / pull, every size in turn');
+  const stored = only.has(1) ? await afterStored(backend, cfg) : new Map();
   const after = (samples: 'afterPush' | 'afterPull', what: string, note: string) => {
     for (const rows of only.has(1) ? cfg.sizes : []) {
-      const s = summarize((bySize.get(rows) as WriteSamples)[samples]);
+      const s = summarize(stored.get(rows)[samples]);
       const isLargest = rows === largest && rows !== smallest;
-      const r = s.p50 / summarize(base[samples]).p50;
+      const r = s.p50 / summarize(stored.get(smallest)[samples]).p50;
       w1push.push(
         timing(
           1,
