@@ -363,12 +363,7 @@ export class LocalStore {
    */
   private async loadClean(): Promise<{ snapshot: StoreSnapshot; markGeneration?: number } | undefined> {
     return this.db.transaction('r', [this.meta, this.outbox, this.log], async () => {
-      const [metaRaw, logRaw, rawEntries] = await Promise.all([
-        this.meta.bulkGet([META_BASE_VERSION, META_BASE, META_BASE_MARK, META_CLIENT]),
-        this.log.toArray() as Promise<unknown[]>,
-        this.outbox.toArray() as Promise<unknown[]>,
-      ]);
-      const [versionRaw, baseRaw, markRaw, clientRaw] = metaRaw;
+      const { versionRaw, baseRaw, markRaw, clientRaw, logRaw, rawEntries } = await this.readStart();
       const client = clientRecordSchema.safeParse(clientRaw);
       if (!client.success) return undefined;
       let base: BaseRecord = { doc: EMPTY_DOC, updatedAt: null, generation: generationOf(versionRaw) };
@@ -391,6 +386,24 @@ export class LocalStore {
     });
   }
 
+  /** The records a start-up reads, all requested at once (inside a transaction over meta, outbox and log). */
+  private async readStart(): Promise<{
+    versionRaw: MetaValue | undefined;
+    baseRaw: MetaValue | undefined;
+    markRaw: MetaValue | undefined;
+    clientRaw: MetaValue | undefined;
+    logRaw: unknown[];
+    rawEntries: unknown[];
+  }> {
+    const [metaRaw, logRaw, rawEntries] = await Promise.all([
+      this.meta.bulkGet([META_BASE_VERSION, META_BASE, META_BASE_MARK, META_CLIENT]),
+      this.log.toArray() as Promise<unknown[]>,
+      this.outbox.toArray() as Promise<unknown[]>,
+    ]);
+    const [versionRaw, baseRaw, markRaw, clientRaw] = metaRaw;
+    return { versionRaw, baseRaw, markRaw, clientRaw, logRaw, rawEntries };
+  }
+
   /** {@link load}, quarantining what is invalid and creating what is missing, in one read-write transaction. */
   private async loadRepairing(): Promise<StoreSnapshot> {
     const problems: StorageError[] = [];
@@ -405,13 +418,11 @@ export class LocalStore {
         ) => {
           await this.quarantine.add({ source, key, record, reason, quarantinedAt: now });
         };
-        const versionRaw = await this.meta.get(META_BASE_VERSION);
+        const { versionRaw, baseRaw, markRaw, clientRaw, logRaw, rawEntries } = await this.readStart();
         const lastGeneration = generationOf(versionRaw);
         let base: BaseRecord = { doc: EMPTY_DOC, updatedAt: null, generation: lastGeneration };
-        const baseRaw = await this.meta.get(META_BASE);
-        const logRaw: unknown[] = await this.log.toArray();
         if (baseRaw !== undefined || logRaw.length > 0) {
-          const checked = assembleBase(baseRaw, await this.meta.get(META_BASE_MARK), logRaw, versionRaw);
+          const checked = assembleBase(baseRaw, markRaw, logRaw, versionRaw);
           if (typeof checked === 'string') {
             if (baseRaw !== undefined) await putAside('meta', META_BASE, baseRaw, checked);
             for (const r of logRaw) await putAside('log', logKeyOf(r), r, checked);
@@ -444,7 +455,6 @@ export class LocalStore {
             }
           }
         }
-        const clientRaw = await this.meta.get(META_CLIENT);
         const client = clientRecordSchema.safeParse(clientRaw);
         if (client.success) {
           this.clientIdValue = client.data.clientId;
@@ -460,7 +470,6 @@ export class LocalStore {
           this.clientIdValue = fresh.clientId;
         }
         const entries: OutboxEntry[] = [];
-        const rawEntries: unknown[] = await this.outbox.toArray();
         const rawKeys = await this.outbox.toCollection().primaryKeys();
         for (let i = 0; i < rawEntries.length; i++) {
           const raw = rawEntries[i];
