@@ -123,7 +123,7 @@ export interface QuarantineRecord {
 const jsonValue = z.json();
 
 /** zod schema of a keyed patch op as stored in the outbox (shape only; semantics are checked on replay). */
-export const patchOpSchema: z.ZodType<PatchOp> = z.union([
+export const patchOpSchema: z.ZodType<PatchOp> = z.discriminatedUnion('op', [
   z.object({ op: z.literal('add'), path: z.string(), value: jsonValue }).strict(),
   z.object({ op: z.literal('replace'), path: z.string(), value: jsonValue }).strict(),
   z.object({ op: z.literal('test'), path: z.string(), value: jsonValue }).strict(),
